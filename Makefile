@@ -1,0 +1,53 @@
+# Every target installs what it needs into $(VENV) first; `make book` and `make test` are the README's set-up.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# The CPU build of torch, installed before the project so that pip keeps it (pyproject asks for torch>=2.3).
+TORCH_SPEC ?= torch==2.13.0
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install browser book book-stored test lab execute bench clean
+
+help:
+	@echo "make book     install, execute every lab and build the HTML book into _build/html"
+	@echo "make test     install and run every test: library, labs (nbval strict), book build, browser"
+	@echo "make lab      open JupyterLab on labs/"
+	@echo "make execute  re-run every lab in place and store its outputs"
+	@echo "make bench    run the benchmarks"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install "$(TORCH_SPEC)"
+	$(PY) -m pip install -e ".[lab,book,dev]"
+	touch $@
+
+# Headless Chromium for the browser test (Debian's package; Playwright must not download its own).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+book: install
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going --all
+
+# The book from the stored lab outputs (no execution); what `make test` checks in the browser.
+book-stored: install
+	$(PY) -m tests.book_build
+
+test: install browser
+	$(PY) -m pytest --nbval --nbval-current-env tests labs
+
+lab: install
+	$(VENV)/bin/jupyter lab labs/
+
+execute: install
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace labs/*/*.ipynb
+
+bench: install
+	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf _build

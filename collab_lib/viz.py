@@ -1,0 +1,127 @@
+"""Plotly figures in one house style, shown so that every place a reader meets them can draw them.
+
+Importing this module registers
+
+* the template ``"collab"`` (on top of ``"plotly_white"``) and makes it the default, and
+* the renderer ``"collab"`` and makes it the default, except on Colab, which has its own (``"colab"``).
+
+The ``"collab"`` renderer emits two representations of a figure:
+
+``application/vnd.plotly.v1+json``
+    drawn by JupyterLab and VS Code with their plotly extensions;
+``text/html``
+    a ``<div>`` and a call to ``Plotly.newPlot`` *without* plotly.js inside: the static book ships one
+    local copy of plotly.js (``book/_ext/plotly_offline.py``), so pages draw offline and notebooks stay
+    small. The div id is derived from the figure's content, so re-running a lab reproduces its stored
+    output byte for byte (``pytest --nbval``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import sys
+from collections.abc import Mapping, Sequence
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.io._base_renderers import MimetypeRenderer
+
+COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+"""Okabe–Ito palette: distinguishable with the common colour-vision deficiencies."""
+
+WHERE_COLORS = {"device": COLORS[2], "split": COLORS[1], "cloud": COLORS[0]}
+"""One colour per place a computation runs, used by every lab."""
+
+FIG_CONFIG = {"displaylogo": False, "responsive": True}
+
+_counter = itertools.count()
+
+
+class CollabRenderer(MimetypeRenderer):
+    """Plotly JSON for Jupyter front ends plus an HTML div that draws with a page-provided plotly.js."""
+
+    def to_mimebundle(self, fig_dict: dict) -> dict:
+        fig_json = pio.to_json(fig_dict, validate=False, remove_uids=True)
+        digest = hashlib.sha1(fig_json.encode()).hexdigest()[:12]
+        div_id = f"fig-{digest}-{next(_counter)}"
+        html = pio.to_html(
+            fig_dict,
+            include_plotlyjs=False,
+            include_mathjax=False,
+            full_html=False,
+            div_id=div_id,
+            config=FIG_CONFIG,
+            default_width="100%",
+            default_height=450,
+            validate=False,
+        )
+        plotly_json = json.loads(fig_json)
+        plotly_json["config"] = FIG_CONFIG
+        return {"application/vnd.plotly.v1+json": plotly_json, "text/html": html}
+
+
+def _register() -> None:
+    template = go.layout.Template(
+        layout=dict(
+            colorway=COLORS,
+            font=dict(family="Helvetica, Arial, sans-serif", size=14),
+            margin=dict(l=70, r=30, t=60, b=60),
+            hovermode="x unified",
+            legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+        )
+    )
+    pio.templates["collab"] = template
+    pio.templates.default = "plotly_white+collab"
+    pio.renderers["collab"] = CollabRenderer()
+    pio.renderers.default = "colab" if "google.colab" in sys.modules else "collab"
+
+
+_register()
+
+
+def line_figure(
+    x: Sequence[float],
+    ys: Mapping[str, Sequence[float]],
+    *,
+    title: str,
+    x_title: str,
+    y_title: str,
+    log_x: bool = False,
+    log_y: bool = False,
+    colors: Mapping[str, str] | None = None,
+) -> go.Figure:
+    """One line per entry of ``ys`` (legend name -> values) over the shared ``x``."""
+    fig = go.Figure()
+    for name, y in ys.items():
+        if len(y) != len(x):
+            raise ValueError(f"series {name!r} has {len(y)} values for {len(x)} x values")
+        line = dict(color=colors[name]) if colors and name in colors else None
+        fig.add_trace(go.Scatter(x=list(x), y=list(y), name=name, mode="lines", line=line))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title)
+    if log_x:
+        fig.update_xaxes(type="log")
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def shade_regions(fig: go.Figure, x: Sequence[float], labels: Sequence[str], colors: Mapping[str, str]) -> go.Figure:
+    """Shade the background where consecutive ``x`` share a label (e.g. where the device wins).
+
+    Each run of equal labels becomes one vertical band from its first x to the first x of the next run
+    (the last run ends at the last x), annotated with the label; ``colors`` maps a label to its colour.
+    """
+    if len(x) != len(labels):
+        raise ValueError(f"x has {len(x)} values but labels has {len(labels)}")
+    start = 0
+    for i in range(1, len(x) + 1):
+        if i == len(x) or labels[i] != labels[start]:
+            label = labels[start]
+            fig.add_vrect(
+                x0=x[start], x1=x[min(i, len(x) - 1)], fillcolor=colors[label], opacity=0.12, line_width=0,
+                annotation_text=label, annotation_position="top left",
+            )
+            start = i
+    return fig

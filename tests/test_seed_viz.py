@@ -1,0 +1,77 @@
+"""set_seed makes runs repeat; the house renderer's output is deterministic and needs no CDN."""
+
+import random
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+import pytest
+import torch
+
+from collab_lib import viz
+from collab_lib.seed import generator, set_seed
+
+
+def _draws():
+    return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+
+def test_set_seed_repeats_every_generator_and_fixes_threads():
+    set_seed(3)
+    first = _draws()
+    set_seed(3)
+    assert _draws() == first
+    assert torch.get_num_threads() == 1
+    set_seed(4)
+    assert _draws() != first
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_set_seed_refuses_bad_seeds(seed):
+    with pytest.raises(ValueError, match="seed"):
+        set_seed(seed)
+
+
+def test_generator_offsets_give_independent_repeatable_streams():
+    a0, a1 = torch.rand(4, generator=generator(7, 0)), torch.rand(4, generator=generator(7, 1))
+    assert torch.equal(a0, torch.rand(4, generator=generator(7, 0)))
+    assert not torch.equal(a0, a1)
+
+
+def _bundle(fig):
+    return viz.CollabRenderer().to_mimebundle(fig.to_dict())
+
+
+def test_renderer_is_default_and_carries_json_and_offline_html():
+    assert pio.renderers.default == "collab"
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))
+    bundle = _bundle(fig)
+    assert bundle["application/vnd.plotly.v1+json"]["data"][0]["type"] == "scatter"
+    html = bundle["text/html"]
+    assert "Plotly.newPlot" in html
+    assert "cdn.plot.ly" not in html and "<script src" not in html  # plotly.js comes from the page
+    assert len(html) < 20_000  # no inlined plotly.js (several MB)
+
+
+def test_renderer_div_ids_depend_on_content_not_on_chance():
+    fig_a = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))
+    fig_b = go.Figure(go.Scatter(x=[1, 2], y=[3, 5]))
+    id_a = _bundle(fig_a)["text/html"].split('id="')[1].split('"')[0]
+    id_a_again = _bundle(fig_a)["text/html"].split('id="')[1].split('"')[0]
+    id_b = _bundle(fig_b)["text/html"].split('id="')[1].split('"')[0]
+    hash_of = lambda div_id: div_id.split("-")[1]  # noqa: E731
+    assert hash_of(id_a) == hash_of(id_a_again) != hash_of(id_b)
+    assert id_a != id_a_again  # the same figure shown twice on a page gets two divs
+
+
+def test_line_figure_and_regions():
+    x = [1, 2, 3, 4, 5]
+    fig = viz.line_figure(x, {"a": [1, 2, 3, 4, 5], "b": [5, 4, 3, 2, 1]}, title="t", x_title="x", y_title="y", log_x=True)
+    assert [t.name for t in fig.data] == ["a", "b"] and fig.layout.xaxis.type == "log"
+    viz.shade_regions(fig, x, ["device", "device", "split", "cloud", "cloud"], viz.WHERE_COLORS)
+    bands = [(s.x0, s.x1) for s in fig.layout.shapes]
+    assert bands == [(1, 3), (3, 4), (4, 5)]
+    with pytest.raises(ValueError, match="labels"):
+        viz.shade_regions(fig, x, ["device"], viz.WHERE_COLORS)
+    with pytest.raises(ValueError, match="series 'c'"):
+        viz.line_figure(x, {"c": [1]}, title="t", x_title="x", y_title="y")
