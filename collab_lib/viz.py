@@ -11,7 +11,7 @@ The ``"collab"`` renderer emits two representations of a figure:
     drawn by JupyterLab and VS Code with their plotly extensions;
 ``text/html``
     a ``<div>`` and a call to ``Plotly.newPlot`` *without* plotly.js inside: the static book ships one
-    local copy of plotly.js (``book/_ext/plotly_offline.py``), so pages draw offline and notebooks stay
+    local copy of plotly.js (``book/_ext/offline_assets.py``), so pages draw offline and notebooks stay
     small. The div id is derived from the figure's content, so re-running a lab reproduces its stored
     output byte for byte (``pytest --nbval``).
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -111,17 +112,21 @@ def shade_regions(fig: go.Figure, x: Sequence[float], labels: Sequence[str], col
     """Shade the background where consecutive ``x`` share a label (e.g. where the device wins).
 
     Each run of equal labels becomes one vertical band from its first x to the first x of the next run
-    (the last run ends at the last x), annotated with the label; ``colors`` maps a label to its colour.
+    (the last run ends at the last x), labelled at its top left; ``colors`` maps a label to its colour.
+    plotly.js places shapes in data units but annotations on a log axis in log10 units, hence ``at``.
     """
     if len(x) != len(labels):
         raise ValueError(f"x has {len(x)} values but labels has {len(labels)}")
+    log_x = fig.layout.xaxis.type == "log"
+    if log_x and min(x) <= 0:
+        raise ValueError("x must be positive on a log axis")
+    at = math.log10 if log_x else (lambda v: v)
     start = 0
     for i in range(1, len(x) + 1):
         if i == len(x) or labels[i] != labels[start]:
-            label = labels[start]
-            fig.add_vrect(
-                x0=x[start], x1=x[min(i, len(x) - 1)], fillcolor=colors[label], opacity=0.12, line_width=0,
-                annotation_text=label, annotation_position="top left",
-            )
+            label, x0, x1 = labels[start], x[start], x[min(i, len(x) - 1)]
+            fig.add_vrect(x0=x0, x1=x1, fillcolor=colors[label], opacity=0.12, line_width=0, layer="below")
+            fig.add_annotation(x=at(x0), y=1, xref="x", yref="paper", text=label, showarrow=False,
+                               xanchor="left", yanchor="top", font=dict(color=colors[label]))
             start = i
     return fig

@@ -66,11 +66,15 @@ def test_renderer_div_ids_depend_on_content_not_on_chance():
 
 def test_line_figure_and_regions():
     x = [1, 2, 3, 4, 5]
-    fig = viz.line_figure(x, {"a": [1, 2, 3, 4, 5], "b": [5, 4, 3, 2, 1]}, title="t", x_title="x", y_title="y", log_x=True)
-    assert [t.name for t in fig.data] == ["a", "b"] and fig.layout.xaxis.type == "log"
+    fig = viz.line_figure(x, {"a": [1, 2, 3, 4, 5], "b": [5, 4, 3, 2, 1]}, title="t", x_title="x", y_title="y")
+    assert [t.name for t in fig.data] == ["a", "b"] and fig.layout.xaxis.type is None
     viz.shade_regions(fig, x, ["device", "device", "split", "cloud", "cloud"], viz.WHERE_COLORS)
     bands = [(s.x0, s.x1) for s in fig.layout.shapes]
     assert bands == [(1, 3), (3, 4), (4, 5)]
+    log_fig = viz.line_figure([1, 10, 100], {"a": [1, 2, 3]}, title="t", x_title="x", y_title="y", log_x=True)
+    viz.shade_regions(log_fig, [1, 10, 100], ["device", "cloud", "cloud"], viz.WHERE_COLORS)
+    assert [(s.x0, s.x1) for s in log_fig.layout.shapes] == [(1, 10), (10, 100)]  # shapes: data units
+    assert [a.x for a in log_fig.layout.annotations] == [0, 1]  # annotations on a log axis: log10 units
     with pytest.raises(ValueError, match="labels"):
         viz.shade_regions(fig, x, ["device"], viz.WHERE_COLORS)
     with pytest.raises(ValueError, match="series 'c'"):

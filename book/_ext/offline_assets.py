@@ -1,0 +1,74 @@
+"""Sphinx extension: the book works offline and its pages log no errors.
+
+* **plotly.js.** Lab outputs carry a div and a ``Plotly.newPlot`` call but no plotly.js
+  (``collab_lib.viz``). Every page loads ``_static/plotly.min.js``, copied from the installed plotly package,
+  the same version that made the figures.
+* **MathJax.** Sphinx loads MathJax from a CDN by default; here it comes from ``_static/mathjax``, copied
+  from the ``django-static-mathjax`` package (MathJax 3 as static files; Django itself is not needed).
+* **Plotly's JSON output.** Each figure output also carries ``application/vnd.plotly.v1+json`` for
+  JupyterLab. myst-nb renders every mime type of an output before it picks the HTML one, and warns on that
+  JSON ("unknown output mime type"), which ``-W`` turns into a failure. It is rendered as nothing; every
+  other unknown mime type still warns.
+* **Duplicate inline scripts.** sphinx-thebe registers its inline configuration script twice under Jupyter
+  Book 1, and the second ``const`` declaration is a console error on every page; identical scripts are
+  kept once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mathjax
+import plotly
+from myst_nb.core.render import NbElementRenderer
+from sphinx.application import Sphinx
+from sphinx.util.fileutil import copy_asset, copy_asset_file
+
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+MATHJAX_DIR = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+
+def _skip_plotly_json(render_unhandled):
+    def render(self, data):
+        return [] if data.mime_type == PLOTLY_MIME else render_unhandled(self, data)
+
+    render._skips_plotly_json = True
+    return render
+
+
+def _use_local_mathjax(app: Sphinx, config) -> None:
+    config.mathjax_path = "mathjax/tex-mml-chtml.js"  # relative paths are relative to _static
+
+
+def _dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    seen, kept = set(), []
+    for script in context.get("script_files", []):
+        # One copy is registered with filename None, the other with "": the same inline script.
+        key = (getattr(script, "filename", script) or "", tuple(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(script)
+    context["script_files"] = kept
+
+
+def _copy_assets(app: Sphinx, exception: Exception | None) -> None:
+    if exception is None and app.builder.format == "html":
+        static = Path(app.outdir) / "_static"
+        copy_asset_file(str(PLOTLY_JS), str(static))
+        copy_asset(str(MATHJAX_DIR), str(static / "mathjax"))
+
+
+def setup(app: Sphinx) -> dict:
+    for path in (PLOTLY_JS, MATHJAX_DIR / "tex-mml-chtml.js"):
+        if not path.is_file():
+            raise RuntimeError(f"{path} not found; reinstall the book's dependencies (pip install -e '.[book]')")
+    for name in ("render_unhandled", "render_unhandled_inline"):
+        method = getattr(NbElementRenderer, name)
+        if not getattr(method, "_skips_plotly_json", False):
+            setattr(NbElementRenderer, name, _skip_plotly_json(method))
+    app.add_js_file("plotly.min.js", priority=100)  # in <head>, before any figure's inline script runs
+    app.connect("config-inited", _use_local_mathjax)
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.connect("build-finished", _copy_assets)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

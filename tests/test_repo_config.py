@@ -1,0 +1,97 @@
+"""The repository's configuration files agree with each other, and every lab is complete and reachable."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+LABS = sorted(p for p in (ROOT / "labs").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def _requirement(line: str) -> tuple[str, str]:
+    """('torch', '>=2.3') from 'torch>=2.3', with the name normalised as pip does."""
+    match = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)", line)
+    assert match, f"not a requirement: {line!r}"
+    name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+    return name, match.group(3).replace(" ", "")
+
+
+def test_environment_yml_lists_the_packages_of_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"])
+    for extra in ("lab", "book", "dev"):
+        wanted += project["optional-dependencies"][extra]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_sections = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
+    assert len(pip_sections) == 1, "environment.yml needs exactly one pip: section"
+    listed = [line for line in pip_sections[0] if not line.startswith("-")]  # skip pip options
+    assert sorted(map(_requirement, listed)) == sorted(map(_requirement, wanted))
+
+
+def test_environment_yml_is_valid_for_binder():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    assert any(d.startswith("python") for d in conda) and "pip" in conda
+    post_build = ROOT / "postBuild"
+    assert post_build.is_file() and post_build.stat().st_mode & 0o111, "postBuild must exist and be executable"
+    assert "pip install --no-deps -e ." in post_build.read_text()
+
+
+def test_launch_buttons_point_at_the_repository():
+    url = CONFIG["repository"]["url"]
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url)
+    buttons = CONFIG["launch_buttons"]
+    assert buttons["binderhub_url"].startswith("https://") and buttons["colab_url"].startswith("https://")
+
+
+def _toc_files(node) -> list[str]:
+    if isinstance(node, dict):
+        return ([node["file"]] if "file" in node else []) + [f for v in node.values() for f in _toc_files(v)]
+    if isinstance(node, list):
+        return [f for item in node for f in _toc_files(item)]
+    return []
+
+
+def test_there_are_labs():
+    assert LABS, "no notebooks found under labs/"
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_lab_is_in_the_toc(lab):
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    assert str(lab.relative_to(ROOT).with_suffix("")) in _toc_files(toc)
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_lab_is_stored_executed_without_errors(lab):
+    nb = json.loads(lab.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    unrun = [i for i, c in enumerate(code) if c.get("execution_count") is None]
+    assert not unrun, f"code cells {unrun} have no stored output: nbval strict cannot check them"
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(code) + 1)), "run the lab top to bottom in a fresh kernel (make execute)"
+    errors = [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
+    assert not errors, "stored outputs contain an error"
+    streams = [o for c in code for o in c["outputs"] if o.get("name") == "stderr"]
+    assert not streams, f"stored outputs contain stderr (warnings?): {streams[:1]}"
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_first_code_cell_installs_on_colab_only(lab):
+    nb = json.loads(lab.read_text())
+    first = "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
+    guard = 'if "google.colab" in sys.modules:'
+    assert "import sys" in first and guard in first, "the first code cell must guard its install on Colab"
+    body = first.split(guard, 1)[1].splitlines()[1]
+    assert body.startswith("    %pip install"), "the install must be inside the Colab guard"
+    assert f"git+{CONFIG['repository']['url']}" in body, "the install must name the repository of _config.yml"
+    assert "set_seed(" in first, "the first code cell must set the seed"
