@@ -14,10 +14,15 @@ The ``"collab"`` renderer emits two representations of a figure:
     local copy of plotly.js (``book/_ext/offline_assets.py``), so pages draw offline and notebooks stay
     small. The div id is derived from the figure's content, so re-running a lab reproduces its stored
     output byte for byte (``pytest --nbval``).
+
+Numbers in a figure are rounded to :data:`SIGNIFICANT_DIGITS` significant digits before they are written:
+far beyond what a plot can show, and it keeps stored outputs identical across CPUs whose float kernels
+differ in the last bits.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
@@ -25,6 +30,7 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
@@ -37,6 +43,8 @@ WHERE_COLORS = {"device": COLORS[2], "split": COLORS[1], "cloud": COLORS[0]}
 
 FIG_CONFIG = {"displaylogo": False, "responsive": True}
 
+SIGNIFICANT_DIGITS = 6
+
 _counter = itertools.count()
 
 
@@ -44,6 +52,7 @@ class CollabRenderer(MimetypeRenderer):
     """Plotly JSON for Jupyter front ends plus an HTML div that draws with a page-provided plotly.js."""
 
     def to_mimebundle(self, fig_dict: dict) -> dict:
+        fig_dict = round_floats(fig_dict)
         fig_json = pio.to_json(fig_dict, validate=False, remove_uids=True)
         digest = hashlib.sha1(fig_json.encode()).hexdigest()[:12]
         div_id = f"fig-{digest}-{next(_counter)}"
@@ -61,6 +70,30 @@ class CollabRenderer(MimetypeRenderer):
         plotly_json = json.loads(fig_json)
         plotly_json["config"] = FIG_CONFIG
         return {"application/vnd.plotly.v1+json": plotly_json, "text/html": html}
+
+
+def round_floats(obj, digits: int = SIGNIFICANT_DIGITS):
+    """A copy of ``obj`` (nested dicts, lists, tuples, NumPy arrays) with floats rounded to ``digits``
+    significant digits; everything else unchanged."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}")
+    if isinstance(obj, np.floating):
+        return float(f"{float(obj):.{digits}g}")
+    if isinstance(obj, np.ndarray) and obj.dtype.kind == "f":
+        return np.array([float(f"{v:.{digits}g}") for v in obj.ravel()]).reshape(obj.shape)
+    if isinstance(obj, dict) and obj.keys() >= {"dtype", "bdata"}:
+        # plotly >= 6 stores NumPy arrays as base64 "typed arrays" {dtype, bdata[, shape]}.
+        dtype = np.dtype(obj["dtype"])
+        if dtype.kind != "f":
+            return obj
+        values = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=dtype)
+        rounded = round_floats(values.astype(float), digits).astype(dtype)
+        return {**obj, "bdata": base64.b64encode(rounded.tobytes()).decode()}
+    if isinstance(obj, dict):
+        return {k: round_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(round_floats(v, digits) for v in obj)
+    return obj
 
 
 def _register() -> None:

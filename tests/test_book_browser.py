@@ -101,3 +101,17 @@ def test_every_page_renders_and_every_figure_draws(site, browser):
         page.close()
     assert not problems, "\n".join(problems)
     assert figures_seen >= 2, "the book should show the first lab's figures"
+
+
+def test_lab_pages_have_launch_buttons(site):
+    import re
+
+    import yaml
+
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].removeprefix("https://github.com/")
+    for lab in sorted((ROOT / "labs").rglob("*.ipynb")):
+        rel = lab.relative_to(ROOT)
+        html = (HTML / rel.with_suffix(".html")).read_text()
+        links = set(re.findall(r'href="(https://[^"]+)"', html))
+        assert f"https://colab.research.google.com/github/{repo}/blob/main/{rel}" in links, f"{rel}: no Colab button"
+        assert f"https://mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/{rel}" in links, f"{rel}: no Binder button"

@@ -1,5 +1,6 @@
 """set_seed makes runs repeat; the house renderer's output is deterministic and needs no CDN."""
 
+import base64
 import random
 
 import numpy as np
@@ -79,3 +80,15 @@ def test_line_figure_and_regions():
         viz.shade_regions(fig, x, ["device"], viz.WHERE_COLORS)
     with pytest.raises(ValueError, match="series 'c'"):
         viz.line_figure(x, {"c": [1]}, title="t", x_title="x", y_title="y")
+
+
+def test_figure_numbers_are_rounded_so_last_bit_differences_vanish():
+    a = go.Figure(go.Scatter(x=np.array([0.1 + 0.2, 1.0]), y=[1 / 3, 2.0]))
+    b = go.Figure(go.Scatter(x=np.array([0.3, 1.0]), y=[0.33333333333333337, 2.0]))  # differ in the last bits
+    html_a, html_b = _bundle(a)["text/html"], _bundle(b)["text/html"]
+    assert html_a.split('id="fig-')[1][:12] == html_b.split('id="fig-')[1][:12]
+    assert _bundle(a)["application/vnd.plotly.v1+json"] == _bundle(b)["application/vnd.plotly.v1+json"]
+    y = go.Figure(go.Scatter(y=np.array([1 / 3], dtype=np.float32))).to_dict()["data"][0]["y"]
+    assert np.frombuffer(base64.b64decode(viz.round_floats(y)["bdata"]), np.float32)[0] == np.float32(0.333333)
+    assert viz.round_floats({"v": [123456789.0, np.float64(0.000123456789)], "s": "keep", "n": 7}) == {
+        "v": [123457000.0, 0.000123457], "s": "keep", "n": 7}
