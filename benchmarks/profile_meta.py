@@ -4,22 +4,12 @@ Lab 1 profiles `vision_cnn` on the meta device ("no arithmetic is done"); this p
 saves on this machine. Run: python benchmarks/profile_meta.py
 """
 
-import time
-
 import torch
+from timing import best_of
 
 from collab_lib.hardware import profile_model
 from collab_lib.models import vision_cnn
 from collab_lib.seed import set_seed
-
-
-def best_of(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
