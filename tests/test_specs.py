@@ -42,6 +42,24 @@ def test_derived_figures_match_their_formulas():
     assert phone.peak("fp16") == pytest.approx(2 * fp32)
 
 
+def test_catalog_has_the_devices_and_links_the_book_uses():
+    assert {"snapdragon-8-gen-3", "apple-a17-pro", "jetson-orin-nano", "raspberry-pi-5", "stm32f746",
+            "a100-sxm", "h100-sxm", "h200", "l4"} <= set(DEVICES)
+    assert {"3g", "lte", "5g", "wifi"} <= set(LINKS)
+
+
+def test_more_derived_figures_by_hand():
+    assert get_device("raspberry-pi-5").peak("fp32") == pytest.approx(153.6e9)
+    assert get_device("raspberry-pi-5").mem_bw_bytes_per_s == pytest.approx(17.068e9)
+    assert get_device("stm32f746").peak("fp32") == pytest.approx(432e6)
+    assert get_device("stm32f746").mem_bytes == 320 * 1024
+    assert get_device("jetson-orin-nano").peak("int8") == pytest.approx(20e12)
+    assert get_device("l4").peak("fp16") == pytest.approx(121e12)
+    # A phone has ~1/27 of an A100's and ~1/44 of an H100's memory bandwidth.
+    phone = get_device("snapdragon-8-gen-3").mem_bw_bytes_per_s
+    assert get_device("h100-sxm").mem_bw_bytes_per_s / phone == pytest.approx(43.6, rel=0.01)
+
+
 def test_unknown_keys_list_the_valid_choices():
     with pytest.raises(ValueError, match="a100-sxm"):
         get_device("tpu-v9")
@@ -50,8 +68,10 @@ def test_unknown_keys_list_the_valid_choices():
 
 
 def test_precision_the_device_lacks_lists_what_it_has():
-    with pytest.raises(ValueError, match=r"int4.*\['fp16', 'fp32'\]"):
+    with pytest.raises(ValueError, match=r"int4.*\['bf16', 'fp16', 'fp32', 'int8'\]"):
         get_device("snapdragon-8-gen-3").peak("int4")
+    with pytest.raises(ValueError, match=r"fp16.*\['int8'\]"):
+        get_device("jetson-orin-nano").peak("fp16")
 
 
 @pytest.mark.parametrize(

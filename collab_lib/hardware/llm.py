@@ -1,0 +1,150 @@
+"""Shapes of decoder-only language models and the formats their weights are stored in.
+
+What a roofline estimate of LLM inference needs is not the model's accuracy but its *shape*: how many
+weights each token multiplies, how many bytes those weights occupy in a given format, and how large the
+KV cache grows with the context. Llama-style blocks (Touvron et al., 2023; Grattafiori et al., 2024):
+grouped-query attention with ``num_kv_heads`` key/value heads, a SwiGLU MLP with three d_model x d_ff
+matrices, RMSNorm (one weight vector each), and an output layer that may share the embedding table.
+Parameter counts are computed from the shape; ``tests/test_llm.py`` checks them against the published
+totals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class TransformerSpec:
+    """The shape of a Llama-style decoder-only transformer."""
+
+    name: str
+    num_layers: int
+    d_model: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    d_ff: int
+    vocab_size: int
+    tied_embeddings: bool
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def linear_params_per_layer(self) -> int:
+        attn = self.d_model * self.head_dim * (2 * self.num_heads + 2 * self.num_kv_heads)  # Wq, Wo, Wk, Wv
+        mlp = 3 * self.d_model * self.d_ff                                                  # gate, up, down
+        return attn + mlp
+
+    @property
+    def linear_params(self) -> int:
+        """Weights of every block's attention and MLP matrices."""
+        return self.num_layers * self.linear_params_per_layer
+
+    @property
+    def embedding_params(self) -> int:
+        return self.vocab_size * self.d_model
+
+    @property
+    def num_params(self) -> int:
+        """All parameters: blocks, norms (2 per block + 1 final), embedding, output layer if untied."""
+        norms = (2 * self.num_layers + 1) * self.d_model
+        output = 0 if self.tied_embeddings else self.embedding_params
+        return self.linear_params + norms + self.embedding_params + output
+
+    def kv_cache_bytes(self, context_len: int, bytes_per_value: float = 2.0) -> float:
+        """Keys and values of ``context_len`` tokens in every layer."""
+        return 2 * self.num_layers * context_len * self.num_kv_heads * self.head_dim * bytes_per_value
+
+    def attention_flops(self, context_len: int) -> float:
+        """FLOPs of one new token attending to ``context_len`` tokens: q.K^T and p.V in every head."""
+        return 2 * 2 * self.num_layers * self.num_heads * self.head_dim * context_len
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """How weights are stored: bits per linear weight (+ one scale per ``group_size`` weights) and the
+    bits of the output layer and of the embedding table."""
+
+    name: str
+    linear_bits: float
+    output_bits: float
+    embedding_bits: float
+    group_size: int | None = None
+    scale_bits: int = 0
+    separate_output: bool = False  # the output layer stored apart from the embedding even if tied in training
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def linear_bytes_per_param(self) -> float:
+        scales = self.scale_bits / self.group_size if self.group_size else 0.0
+        return (self.linear_bits + scales) / 8
+
+
+def decode_bytes_per_token(model: TransformerSpec, fmt: WeightFormat) -> float:
+    """Weight bytes read to produce one token: every block matrix and the output layer.
+
+    The embedding table is only looked up (one row), so it counts only when it is the output layer too.
+    """
+    return model.linear_params * fmt.linear_bytes_per_param + model.embedding_params * fmt.output_bits / 8
+
+
+def decode_params_per_token(model: TransformerSpec) -> int:
+    """Weights multiplied per token: block matrices and the output layer."""
+    return model.linear_params + model.embedding_params
+
+
+def weight_bytes(model: TransformerSpec, fmt: WeightFormat) -> float:
+    """Bytes of all weights as stored: blocks, output layer (if separate) and embedding table."""
+    output = 0 if model.tied_embeddings and not fmt.separate_output else model.embedding_params
+    return (
+        model.linear_params * fmt.linear_bytes_per_param
+        + output * fmt.output_bits / 8
+        + model.embedding_params * fmt.embedding_bits / 8
+    )
+
+
+_LLAMA32 = "meta2024llama32"
+MODELS: Mapping[str, TransformerSpec] = MappingProxyType(
+    {
+        "llama-3.2-1b": TransformerSpec("Llama 3.2 1B", num_layers=16, d_model=2048, num_heads=32, num_kv_heads=8,
+                                        head_dim=64, d_ff=8192, vocab_size=128256, tied_embeddings=True,
+                                        sources={"shape": _LLAMA32}),
+        "llama-3.2-3b": TransformerSpec("Llama 3.2 3B", num_layers=28, d_model=3072, num_heads=24, num_kv_heads=8,
+                                        head_dim=128, d_ff=8192, vocab_size=128256, tied_embeddings=True,
+                                        sources={"shape": _LLAMA32}),
+        "llama-3.1-8b": TransformerSpec("Llama 3.1 8B", num_layers=32, d_model=4096, num_heads=32, num_kv_heads=8,
+                                        head_dim=128, d_ff=14336, vocab_size=128256, tied_embeddings=False,
+                                        sources={"shape": "grattafiori2024llama3"}),
+    }
+)
+
+_ET = "executorch2024llama"
+FORMATS: Mapping[str, WeightFormat] = MappingProxyType(
+    {
+        "bf16": WeightFormat("bf16", linear_bits=16, output_bits=16, embedding_bits=16,
+                             sources={"all": _ET}),
+        # ExecuTorch's SpinQuant export: --preq_mode 8da4w_output_8da8w --preq_group_size 32
+        # --preq_embedding_quantize 8,0: 4-bit linear weights in groups of 32, an 8-bit output layer and an
+        # 8-bit embedding table, stored separately. One fp32 scale per group is inferred: with it the
+        # computed sizes match the published .pte sizes (tests/test_llm.py).
+        "spinquant-4bit": WeightFormat("4-bit groupwise (SpinQuant, ExecuTorch)", linear_bits=4, output_bits=8,
+                                       embedding_bits=8, group_size=32, scale_bits=32, separate_output=True,
+                                       sources={"all": _ET, "scale_bits": f"derived: matches the .pte sizes [{_ET}]"}),
+    }
+)
+
+
+def get_model(key: str) -> TransformerSpec:
+    try:
+        return MODELS[key]
+    except KeyError:
+        raise ValueError(f"unknown model {key!r}; valid: {sorted(MODELS)}") from None
+
+
+def get_format(key: str) -> WeightFormat:
+    try:
+        return FORMATS[key]
+    except KeyError:
+        raise ValueError(f"unknown weight format {key!r}; valid: {sorted(FORMATS)}") from None
