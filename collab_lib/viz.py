@@ -163,3 +163,22 @@ def shade_regions(fig: go.Figure, x: Sequence[float], labels: Sequence[str], col
                                xanchor="left", yanchor="top", font=dict(color=colors[label]))
             start = i
     return fig
+
+
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def glue(name: str, value: object, display: bool = False) -> None:
+    """Store ``value``'s display form in the lab's outputs under ``name``, for a chapter to quote.
+
+    A chapter pastes it with MyST-NB's glue roles, e.g. ``{glue:text}`labs/02_hardware/roofline_llm::key```
+    or a ``{glue:md}`` directive for a Markdown table, so numbers in the text are the ones the library
+    computed. Same output format as ``myst_nb.glue`` (which labs cannot import on Colab).
+    """
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display as ipy_display
+
+    bundle, metadata = format_display_data(value)
+    prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
+    ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)

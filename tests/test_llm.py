@@ -4,21 +4,25 @@ import pytest
 
 from collab_lib.hardware import get_device
 from collab_lib.hardware.llm import (
-    FORMATS, MODELS, decode_bytes_per_token, decode_params_per_token, get_format, get_model, weight_bytes,
+    EXECUTORCH_ONEPLUS12, FORMATS, MODELS, decode_bytes_per_token, decode_params_per_token, get_format, get_model,
+    memory_required_bytes, predict_decode, predict_prefill, weight_bytes,
 )
 from collab_lib.hardware.roofline import decode_tokens_per_s, fits_in_memory, prefill_tokens_per_s
 from collab_lib.hardware.specs import DEVICES, DeviceSpec
 
 TOY = DeviceSpec("toy", {"bf16": 1e12}, mem_bw_bytes_per_s=1e11, mem_bytes=8e9, power_w=None)
 
-# ExecuTorch on a OnePlus 12 (Snapdragon 8 Gen 3 CPU): decode tokens/s and .pte size in MiB
-# [executorch2024llama, meta2024llama32].
-EXECUTORCH = {
-    ("llama-3.2-1b", "bf16"): (19.2, 2358),
-    ("llama-3.2-1b", "spinquant-4bit"): (50.2, 1083),
-    ("llama-3.2-3b", "bf16"): (7.6, 6129),
-    ("llama-3.2-3b", "spinquant-4bit"): (19.7, 2435),
-}
+# ExecuTorch on a OnePlus 12 (Snapdragon 8 Gen 3 CPU): decode tokens/s and .pte size in MiB.
+EXECUTORCH = {k: (m.decode_tokens_per_s, m.file_mib) for k, m in EXECUTORCH_ONEPLUS12.items()}
+
+
+def test_the_published_table_is_the_one_in_reference_figures():
+    # Typed independently from REFERENCE_FIGURES.md, so a typo in the library table fails here.
+    assert EXECUTORCH == {
+        ("llama-3.2-1b", "bf16"): (19.2, 2358), ("llama-3.2-1b", "spinquant-4bit"): (50.2, 1083),
+        ("llama-3.2-3b", "bf16"): (7.6, 6129), ("llama-3.2-3b", "spinquant-4bit"): (19.7, 2435),
+    }
+    assert [m.prefill_tokens_per_s for m in EXECUTORCH_ONEPLUS12.values()] == [60.3, 260.5, 21.2, 89.7]
 
 
 def test_parameter_counts_match_a_hand_count_and_the_published_totals():
@@ -48,6 +52,17 @@ def test_decode_prediction_within_a_factor_2_of_executorch(key):
     )
     measured = EXECUTORCH[key][0]
     assert 1.0 <= predicted / measured <= 2.0  # a bound: never below what was measured
+    assert predict_decode(model, fmt, get_device("snapdragon-8-gen-3"), precision, 64) == pytest.approx(predicted)
+
+
+def test_prefill_attention_sums_over_the_prompt():
+    m, fmt = get_model("llama-3.2-1b"), get_format("bf16")
+    params = decode_params_per_token(m)
+    # 4 tokens attend to 0, 1, 2, 3 earlier tokens: 6 x the per-token-per-context attention FLOPs.
+    expected = prefill_tokens_per_s(params, decode_bytes_per_token(m, fmt) / params, TOY, "bf16", 4,
+                                    attention_flops=6 * m.attention_flops(1))
+    assert predict_prefill(m, fmt, TOY, "bf16", 4) == pytest.approx(expected)
+    assert memory_required_bytes(m, fmt, 100) == weight_bytes(m, fmt) + m.kv_cache_bytes(100)
 
 
 def test_decode_never_beats_bandwidth_over_bytes_per_token():

@@ -92,3 +92,16 @@ def test_figure_numbers_are_rounded_so_last_bit_differences_vanish():
     assert np.frombuffer(base64.b64decode(viz.round_floats(y)["bdata"]), np.float32)[0] == np.float32(0.333333)
     assert viz.round_floats({"v": [123456789.0, np.float64(0.000123456789)], "s": "keep", "n": 7}) == {
         "v": [123457000.0, 0.000123457], "s": "keep", "n": 7}
+
+
+def test_glue_emits_what_myst_nb_reads(monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda data, raw, metadata: shown.append((data, metadata)))
+    viz.glue("answer", 42)
+    data, metadata = shown[0]
+    assert data == {"application/papermill.record/text/plain": "42"}
+    assert metadata["scrapbook"] == {"name": "answer", "mime_prefix": "application/papermill.record/"}
+    viz.glue("shown", 7, display=True)
+    assert shown[1][0] == {"text/plain": "7"}

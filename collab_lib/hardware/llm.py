@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from collab_lib.hardware.roofline import decode_tokens_per_s, prefill_tokens_per_s
+from collab_lib.hardware.specs import DeviceSpec
+
 
 @dataclass(frozen=True)
 class TransformerSpec:
@@ -105,6 +108,37 @@ def weight_bytes(model: TransformerSpec, fmt: WeightFormat) -> float:
     )
 
 
+def memory_required_bytes(model: TransformerSpec, fmt: WeightFormat, context_len: int) -> float:
+    """Weights as stored plus a bf16 KV cache of ``context_len`` tokens (activations are small at batch 1)."""
+    return weight_bytes(model, fmt) + model.kv_cache_bytes(context_len)
+
+
+def predict_decode(
+    model: TransformerSpec, fmt: WeightFormat, device: DeviceSpec, precision: str,
+    context_len: int = 0, efficiency: float = 1.0,
+) -> float:
+    """Roofline tokens/s of decoding one token after ``context_len`` tokens (bf16 KV cache)."""
+    params = decode_params_per_token(model)
+    return decode_tokens_per_s(
+        params, decode_bytes_per_token(model, fmt) / params, device, precision,
+        kv_cache_bytes=model.kv_cache_bytes(context_len), attention_flops=model.attention_flops(context_len),
+        efficiency=efficiency,
+    )
+
+
+def predict_prefill(
+    model: TransformerSpec, fmt: WeightFormat, device: DeviceSpec, precision: str,
+    prompt_len: int, efficiency: float = 1.0,
+) -> float:
+    """Roofline prompt tokens/s of a ``prompt_len`` prompt; token t attends to the t tokens before it."""
+    params = decode_params_per_token(model)
+    attention = model.attention_flops(1) * prompt_len * (prompt_len - 1) / 2  # sum over t of t
+    return prefill_tokens_per_s(
+        params, decode_bytes_per_token(model, fmt) / params, device, precision, prompt_len,
+        attention_flops=attention, efficiency=efficiency,
+    )
+
+
 _LLAMA32 = "meta2024llama32"
 MODELS: Mapping[str, TransformerSpec] = MappingProxyType(
     {
@@ -148,3 +182,27 @@ def get_format(key: str) -> WeightFormat:
         return FORMATS[key]
     except KeyError:
         raise ValueError(f"unknown weight format {key!r}; valid: {sorted(FORMATS)}") from None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Published on-device LLM figures for one model and weight format."""
+
+    device: str
+    decode_tokens_per_s: float
+    prefill_tokens_per_s: float
+    prompt_len: int
+    file_mib: float
+    source: str
+
+
+# ExecuTorch, XNNPACK on the CPU of a OnePlus 12 (Snapdragon 8 Gen 3); prefill = 1 / time to first token
+# for a 64-token prompt; file = the .pte size in MB as published (the sizes match MiB, 2**20 bytes).
+EXECUTORCH_ONEPLUS12: Mapping[tuple[str, str], Measurement] = MappingProxyType(
+    {
+        ("llama-3.2-1b", "bf16"): Measurement("snapdragon-8-gen-3", 19.2, 60.3, 64, 2358, _ET),
+        ("llama-3.2-1b", "spinquant-4bit"): Measurement("snapdragon-8-gen-3", 50.2, 260.5, 64, 1083, _ET),
+        ("llama-3.2-3b", "bf16"): Measurement("snapdragon-8-gen-3", 7.6, 21.2, 64, 6129, _ET),
+        ("llama-3.2-3b", "spinquant-4bit"): Measurement("snapdragon-8-gen-3", 19.7, 89.7, 64, 2435, _ET),
+    }
+)
