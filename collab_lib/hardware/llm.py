@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from collab_lib.hardware.roofline import decode_tokens_per_s, prefill_tokens_per_s
-from collab_lib.hardware.specs import DeviceSpec
+from collab_lib.hardware.specs import DeviceSpec, lookup
 
 
 @dataclass(frozen=True)
@@ -171,17 +171,11 @@ FORMATS: Mapping[str, WeightFormat] = MappingProxyType(
 
 
 def get_model(key: str) -> TransformerSpec:
-    try:
-        return MODELS[key]
-    except KeyError:
-        raise ValueError(f"unknown model {key!r}; valid: {sorted(MODELS)}") from None
+    return lookup(MODELS, key, "model")
 
 
 def get_format(key: str) -> WeightFormat:
-    try:
-        return FORMATS[key]
-    except KeyError:
-        raise ValueError(f"unknown weight format {key!r}; valid: {sorted(FORMATS)}") from None
+    return lookup(FORMATS, key, "weight format")
 
 
 @dataclass(frozen=True)

@@ -264,17 +264,19 @@ LINKS: Mapping[str, LinkSpec] = MappingProxyType(
 )
 
 
+def lookup(table: Mapping[str, object], key: str, what: str):
+    """``table[key]``, or a ``ValueError`` that names the valid keys."""
+    try:
+        return table[key]
+    except KeyError:
+        raise ValueError(f"unknown {what} {key!r}; valid: {sorted(table)}") from None
+
+
 def get_device(key: str) -> DeviceSpec:
     """The catalog entry ``key``; a clear error listing the valid keys otherwise."""
-    try:
-        return DEVICES[key]
-    except KeyError:
-        raise ValueError(f"unknown device {key!r}; valid: {sorted(DEVICES)}") from None
+    return lookup(DEVICES, key, "device")
 
 
 def get_link(key: str) -> LinkSpec:
     """The catalog entry ``key``; a clear error listing the valid keys otherwise."""
-    try:
-        return LINKS[key]
-    except KeyError:
-        raise ValueError(f"unknown link {key!r}; valid: {sorted(LINKS)}") from None
+    return lookup(LINKS, key, "link")
