@@ -103,7 +103,8 @@ def _register() -> None:
             font=dict(family="Helvetica, Arial, sans-serif", size=14),
             margin=dict(l=70, r=30, t=60, b=60),
             hovermode="x unified",
-            legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+            # Legend under the plot, so that however many rows it needs it never covers the title.
+            legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
         )
     )
     pio.templates["collab"] = template
@@ -182,3 +183,30 @@ def glue(name: str, value: object, display: bool = False) -> None:
     prefix = "" if display else GLUE_PREFIX
     metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
     ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain HTML table in the book theme's style (for :func:`glue`, which chapters paste as HTML)."""
+    from html import escape
+
+    def row(cells: Sequence[object], tag: str) -> str:
+        return "<tr>" + "".join(f"<{tag}>{escape(str(c))}</{tag}>" for c in cells) + "</tr>"
+
+    return ('<table class="table"><thead>' + row(header, "th") + "</thead><tbody>"
+            + "".join(row(r, "td") for r in rows) + "</tbody></table>")
+
+
+def add_vline(fig: go.Figure, x: float, label: str, dash: str = "dot") -> go.Figure:
+    """A labelled vertical line at data value ``x`` that also works on a log x axis.
+
+    plotly.py's ``add_vline(annotation_text=...)`` places the label at ``x`` in axis units, which on a log
+    axis means 10**x: a label at 64 stretches the axis to 1e64 and squashes every trace. Lines (shapes) take
+    data units, annotations log10 units; this helper gives each what it needs.
+    """
+    log_x = fig.layout.xaxis.type == "log"
+    if log_x and x <= 0:
+        raise ValueError("x must be positive on a log axis")
+    fig.add_vline(x=x, line_dash=dash, line_width=1)
+    fig.add_annotation(x=math.log10(x) if log_x else x, y=0, xref="x", yref="paper", text=label,
+                       showarrow=False, xanchor="left", yanchor="bottom", textangle=-90)
+    return fig

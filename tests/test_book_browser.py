@@ -77,6 +77,11 @@ def test_every_page_renders_and_every_figure_draws(site, browser):
         page.on("requestfailed", lambda req, errors=errors: errors.append(f"request failed: {req.url}"))
         page.on("response", lambda r, errors=errors: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
         page.goto(f"{site}/{rel}", wait_until="load")
+        try:  # figures draw after load; give them time, then judge each one below
+            page.wait_for_function("() => Array.from(document.querySelectorAll('.plotly-graph-div'))"
+                                   ".every(d => d.querySelector('.main-svg'))", timeout=15_000)
+        except Exception:
+            pass
         page.wait_for_timeout(300)
         figures = page.locator(".plotly-graph-div")
         for i in range(figures.count()):

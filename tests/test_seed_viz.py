@@ -105,3 +105,17 @@ def test_glue_emits_what_myst_nb_reads(monkeypatch):
     assert metadata["scrapbook"] == {"name": "answer", "mime_prefix": "application/papermill.record/"}
     viz.glue("shown", 7, display=True)
     assert shown[1][0] == {"text/plain": "7"}
+
+
+def test_html_table_escapes_and_shapes():
+    html = viz.html_table(["a", "b<c"], [[1, "x&y"], [2, 3.5]])
+    assert html.count("<tr>") == 3 and "b&lt;c" in html and "x&amp;y" in html and "<td>3.5</td>" in html
+
+
+def test_add_vline_labels_in_log10_units_on_a_log_axis():
+    fig = go.Figure(go.Scatter(x=[1, 100], y=[1, 2]))
+    fig.update_xaxes(type="log")
+    viz.add_vline(fig, 64.0, "here")
+    assert fig.layout.shapes[0].x0 == 64.0 and fig.layout.annotations[0].x == pytest.approx(np.log10(64))
+    lin = viz.add_vline(go.Figure(), 3.0, "there")
+    assert lin.layout.annotations[0].x == 3.0

@@ -96,7 +96,7 @@ GIGA, TERA = 1e9, 1e12
 KIB, GB = 1024, 1e9
 
 # Snapdragon 8 Gen 3, CPU only. Qualcomm gives the core configuration: 1x Cortex-X4 @ 3.3 GHz,
-# 3x Cortex-A720 @ 3.2 GHz, 2x Cortex-A720 @ 3.0 GHz, 2x Cortex-A520 @ 2.3 GHz, LPDDR5X-4800.
+# 3x Cortex-A720 @ 3.2 GHz, 2x Cortex-A720 @ 3.0 GHz, 2x Cortex-A520 @ 2.3 GHz, LPDDR5X up to 4800 MHz.
 # Arm's optimization guides give 4 (X4) and 2 (A720) 128-bit FP/SIMD pipes; one 128-bit FMA pipe does
 # 4 fp32 lanes x 2 ops = 8 fp32 FLOP per cycle, 16 at fp16 or bf16 (BFDOT), and an SDOT 16 int8
 # multiply-adds = 32 int8 ops. The two A520 efficiency cores are left out.
@@ -114,7 +114,7 @@ DEVICES: Mapping[str, DeviceSpec] = MappingProxyType(
             name="Snapdragon 8 Gen 3 (CPU)",
             peak_flops_per_s={"fp32": _SD8G3_FP32, "fp16": 2 * _SD8G3_FP32, "bf16": 2 * _SD8G3_FP32,
                               "int8": 4 * _SD8G3_FP32},
-            mem_bw_bytes_per_s=4800e6 * 2 * 8,  # LPDDR5X-4800: 4800 MHz x 2 (DDR) x 64-bit bus / 8
+            mem_bw_bytes_per_s=4800e6 * 2 * 8,  # LPDDR5X at a 4800 MHz clock: 9600 MT/s x 64-bit bus / 8
             mem_bytes=None,
             power_w=None,
             sources={
@@ -123,7 +123,8 @@ DEVICES: Mapping[str, DeviceSpec] = MappingProxyType(
                 "peak_flops_per_s[fp16]": f"derived: 2 x fp32 (twice the lanes per 128-bit pipe) [{_ARM_SOG}]",
                 "peak_flops_per_s[bf16]": f"derived: 2 x fp32 (BFDOT: 8 bf16 multiply-adds per pipe) [{_ARM_SOG}]",
                 "peak_flops_per_s[int8]": f"derived: 4 x fp32 (SDOT: 16 int8 multiply-adds per pipe) [{_ARM_SOG}]",
-                "mem_bw_bytes_per_s": "derived: 4800 MT/s x 2 x 64-bit bus / 8 = 76.8 GB/s [qualcomm2023sd8gen3]",
+                "mem_bw_bytes_per_s": "derived: 4800 MHz clock x 2 transfers/clock x 64-bit bus / 8 = 76.8 GB/s "
+                "[qualcomm2023sd8gen3]",
             },
         ),
         "apple-a17-pro": DeviceSpec(
@@ -137,7 +138,7 @@ DEVICES: Mapping[str, DeviceSpec] = MappingProxyType(
                 "[apple2023a17pro]",
                 "mem_bw_bytes_per_s": "assumed: LPDDR5-6400 on a 64-bit bus, as teardowns report (51.2 GB/s); "
                 "Apple publishes no figure",
-                "mem_bytes": "apple2023a17pro",
+                "mem_bytes": "assumed: 8 GB, as teardowns report; Apple does not publish iPhone memory",
             },
         ),
         "jetson-orin-nano": DeviceSpec(

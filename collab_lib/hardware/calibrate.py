@@ -1,0 +1,224 @@
+"""Calibrate the roofline on this machine: measure its matmul FLOP/s, its memory
+bandwidth and the latency of a model's forward pass.
+
+The roofline model (Williams et al., CACM 2009) needs two figures per device, a peak
+FLOP/s and a memory bandwidth. For a catalog device they come from data sheets; here
+they come from two microbenchmarks:
+
+* peak: an n x n @ n x n matmul, 2 n^3 FLOP (a multiply and an add per
+  multiply-accumulate);
+* bandwidth: ``dst.copy_(src)`` of an array much larger than the last-level cache,
+  counted as 2 x its size moved (one read, one write), as the "copy" kernel of
+  McCalpin's STREAM benchmark (McCalpin, 1995) counts it.
+
+Wall-clock timing is noisy: other processes, interrupts and frequency changes only ever
+make a run *slower*. The microbenchmarks therefore report the best of several runs (the
+least disturbed one: what the hardware can do), and :func:`measure_latency_s` the median
+(the typical run, unmoved by the occasional slow one). Untimed warm-up runs come first:
+they fault in memory, fill caches and let the kernel library pick its algorithms.
+Everything here times the CPU, where a torch call returns when its work is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+
+from collab_lib.hardware.specs import DeviceSpec
+from collab_lib.seed import generator
+
+_FLOAT_BYTES = 4  # the bandwidth benchmark copies float32
+
+
+def _check_int(name: str, value: int, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_threads(threads: int | None) -> None:
+    if threads is not None:
+        _check_int("threads", threads, 1)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the body with ``threads`` torch intra-op threads (``None``: as they are)."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_times_s(fn: Callable[[], object], repeats: int, warmup: int) -> list[float]:
+    """Wall times (s) of ``repeats`` calls of ``fn``, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure_matmul_flops(
+    n: int = 1024,
+    repeats: int = 10,
+    dtype: torch.dtype = torch.float32,
+    threads: int | None = None,
+) -> float:
+    """FLOP/s of an ``n x n @ n x n`` matmul: 2 n^3 FLOP over the best of ``repeats``.
+
+    Timing is noisy and a disturbance only slows a run down, so the fastest run (after
+    one untimed warm-up) is the best estimate of what the core and its matmul kernel
+    can do.
+
+    Parameters
+    ----------
+    n:
+        Matrix side. Large enough to be compute-bound: each element is reused n times.
+    repeats:
+        Number of timed runs.
+    dtype:
+        A floating-point dtype; the result is the FLOP/s at that precision.
+    threads:
+        torch intra-op threads for the measurement (restored afterwards); ``None``
+        keeps torch's current setting (``set_seed`` makes it 1).
+
+    Returns
+    -------
+    Operations per second, 2 n^3 / best time.
+    """
+    _check_int("n", n, 1)
+    _check_int("repeats", repeats, 1)
+    _check_threads(threads)
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+    g = generator(0)
+    a = torch.rand(n, n, generator=g).to(dtype)  # (n, n)
+    b = torch.rand(n, n, generator=g).to(dtype)  # (n, n)
+    out = torch.empty(n, n, dtype=dtype)  # reused: no run pays for a fresh allocation
+    with _torch_threads(threads):
+        times = _run_times_s(lambda: torch.matmul(a, b, out=out), repeats, warmup=1)
+    return 2 * n**3 / min(times)
+
+
+def measure_memory_bandwidth(
+    num_bytes: int = 2**28, repeats: int = 10, threads: int | None = None
+) -> float:
+    """Bytes/s of ``dst.copy_(src)`` on float32 arrays of ``num_bytes`` bytes each.
+
+    A copy reads ``src`` and writes ``dst``, so it moves 2 x ``num_bytes``; as in
+    STREAM, the extra read of ``dst`` that a write-allocate cache makes is not counted.
+    Timing is noisy and a disturbance only slows a copy down, so the best of
+    ``repeats`` copies (after one untimed warm-up) is used.
+
+    Parameters
+    ----------
+    num_bytes:
+        Size of each array, rounded down to whole float32s. It must be much larger
+        than the last-level cache, or the benchmark measures the cache: the default
+        256 MiB is 8 x the 32 MiB L3 of a typical server CPU.
+    repeats:
+        Number of timed copies.
+    threads:
+        torch intra-op threads for the measurement (restored afterwards); ``None``
+        keeps torch's current setting. One core often cannot saturate the memory bus,
+        so measure with the thread count the models will run with.
+
+    Returns
+    -------
+    Bytes per second, 2 x bytes per array / best time.
+    """
+    _check_int("num_bytes", num_bytes, _FLOAT_BYTES)
+    _check_int("repeats", repeats, 1)
+    _check_threads(threads)
+    numel = num_bytes // _FLOAT_BYTES
+    src = torch.ones(numel)  # written once, so its pages are faulted in before timing
+    dst = torch.zeros(numel)
+    with _torch_threads(threads):
+        times = _run_times_s(lambda: dst.copy_(src), repeats, warmup=1)
+    return 2 * numel * _FLOAT_BYTES / min(times)
+
+
+def _physical_memory_bytes() -> float | None:
+    """Installed RAM as the OS reports it (POSIX ``sysconf``), else ``None``."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no name
+        return None
+
+
+def calibrate(
+    name: str = "this machine",
+    n: int = 1024,
+    num_bytes: int = 2**28,
+    repeats: int = 10,
+    threads: int | None = None,
+) -> DeviceSpec:
+    """This machine's measured fp32 matmul FLOP/s and copy bandwidth as a DeviceSpec.
+
+    Timing is noisy, so both figures are the best of ``repeats`` runs (see
+    :func:`measure_matmul_flops` and :func:`measure_memory_bandwidth` for ``n`` and
+    ``num_bytes``): what a tuned kernel attains on this machine, not a data-sheet
+    peak, so use the spec with ``efficiency=1`` in
+    :func:`collab_lib.hardware.roofline.layer_time_s`. ``mem_bytes`` is the installed
+    RAM where the OS reports it cheaply (else ``None``); ``power_w`` is ``None``. The
+    source of each measured figure reads ``"measured: <how>, <when>"``.
+    """
+    _check_threads(threads)
+    peak = measure_matmul_flops(n=n, repeats=repeats, threads=threads)
+    bandwidth = measure_memory_bandwidth(num_bytes=num_bytes, repeats=repeats,
+                                         threads=threads)
+    mem_bytes = _physical_memory_bytes()
+    used = threads if threads is not None else torch.get_num_threads()
+    when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    setup = f"{used} torch thread(s), torch {torch.__version__}, {when}"
+    sources = {
+        "peak_flops_per_s[fp32]": f"measured: best of {repeats} fp32 {n}x{n} matmuls, "
+        f"2n^3 FLOP each, {setup}",
+        "mem_bw_bytes_per_s": f"measured: best of {repeats} copies of {num_bytes} B, "
+        f"2 x {num_bytes} B moved each, {setup}",
+    }
+    if mem_bytes is not None:
+        sources["mem_bytes"] = f"measured: os.sysconf page size x pages, {when}"
+    return DeviceSpec(
+        name=name,
+        peak_flops_per_s={"fp32": peak},
+        mem_bw_bytes_per_s=bandwidth,
+        mem_bytes=mem_bytes,
+        power_w=None,
+        sources=sources,
+    )
+
+
+def measure_latency_s(
+    model: Callable[[torch.Tensor], object],
+    example_input: torch.Tensor,
+    repeats: int = 20,
+    warmup: int = 3,
+) -> float:
+    """Median wall time (s) of ``model(example_input)`` under ``torch.no_grad()``.
+
+    Timing is noisy: a forward pass of a few milliseconds is now and then interrupted.
+    The median of ``repeats`` timed passes is the typical latency and ignores the
+    occasional slow one; the ``warmup`` untimed passes before them let torch allocate
+    memory and pick kernels. The model runs as given (call ``model.eval()`` first if it
+    has dropout or batch norm) with torch's current thread count.
+    """
+    _check_int("repeats", repeats, 1)
+    _check_int("warmup", warmup, 0)
+    with torch.no_grad():
+        times = _run_times_s(lambda: model(example_input), repeats, warmup)
+    return statistics.median(times)
