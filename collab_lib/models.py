@@ -39,3 +39,36 @@ def vision_cnn(width: int = 256, num_classes: int = 10, stem_channels: int = 32,
         nn.Linear(2 * width, num_classes),               # (B, classes)
     ]
     return nn.Sequential(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with a skip connection: y = relu(x + conv(relu(conv(x)))). Not a chain inside,
+    so split inference treats the whole block as one layer."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        return (x + self.conv2(self.conv1(x).relu())).relu()
+
+
+def residual_cnn(width: int = 64, blocks_per_stage: int = 2, num_classes: int = 10) -> nn.Sequential:
+    """A small ResNet-style CNN for 3 x 224 x 224 frames, as an ``nn.Sequential`` of blocks.
+
+    Stem (7x7 stride-2 conv, max-pool) -> stages of residual blocks at width, 2x width, 4x width, with a
+    stride-2 conv between stages -> global average pool -> linear. Each residual block is one child, so
+    every cut point of split inference falls between blocks, where one tensor is live.
+    """
+    if width < 1 or blocks_per_stage < 1 or num_classes < 1:
+        raise ValueError("width, blocks_per_stage and num_classes must be >= 1")
+    layers: list[nn.Module] = [nn.Conv2d(3, width, 7, stride=2, padding=3), nn.ReLU(), nn.MaxPool2d(2)]
+    c = width
+    for stage in range(3):
+        if stage > 0:
+            layers += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.ReLU()]
+            c *= 2
+        layers += [ResidualBlock(c) for _ in range(blocks_per_stage)]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)]
+    return nn.Sequential(*layers)

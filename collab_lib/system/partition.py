@@ -8,6 +8,15 @@ end-to-end latency. For a cut after layer k of n (k = 0: cloud only, k = n: devi
 with S_0 the input size and S_k the output size of layer k. Layer times come from the roofline model.
 Departure from the paper: Neurosurgeon predicts layer times with regression models fitted to measurements;
 here they come from :func:`collab_lib.hardware.roofline.layer_time_s`.
+
+Neurosurgeon also minimises the phone's energy; :func:`split_energies` prices the same cuts in joules: the
+device's compute energy for layers 1..k (:func:`collab_lib.hardware.energy.compute_energy_j`) plus the
+radio energy of the upload and download (:func:`collab_lib.hardware.energy.transfer_energy_j`).
+
+Models whose layers are not a chain (residual connections, branches) are cut between *blocks*: make each
+block one child of the ``nn.Sequential`` (see :func:`collab_lib.models.residual_cnn`), so that exactly one
+tensor is live at every cut point; :func:`~collab_lib.hardware.profile.profile_model` profiles each block
+as a whole.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from collab_lib.hardware.energy import RadioPowerModel, compute_energy_j, transfer_energy_j
 from collab_lib.hardware.network import transfer_time_s
 from collab_lib.hardware.profile import LayerProfile
 from collab_lib.hardware.roofline import layers_time_s
@@ -37,6 +47,11 @@ class SplitLatency:
     @property
     def total_s(self) -> float:
         return self.device_s + self.rtt_s + self.uplink_s + self.cloud_s + self.downlink_s
+
+    @property
+    def cost(self) -> float:
+        """What :func:`best_split` minimises: end-to-end seconds."""
+        return self.total_s
 
     @property
     def where(self) -> str:
@@ -99,8 +114,70 @@ def split_latencies(
     return out
 
 
-def best_split(latencies: Sequence[SplitLatency]) -> SplitLatency:
-    """The cut with the lowest total latency (the earliest one on ties)."""
-    if not latencies:
-        raise ValueError("latencies is empty")
-    return min(latencies, key=lambda s: s.total_s)
+@dataclass(frozen=True)
+class SplitEnergy:
+    """The phone's energy for one cut, by part. ``split`` = number of layers run on the device."""
+
+    split: int
+    num_layers: int
+    compute_j: float
+    radio_j: float
+    bytes_up: int
+
+    @property
+    def total_j(self) -> float:
+        return self.compute_j + self.radio_j
+
+    @property
+    def cost(self) -> float:
+        """What :func:`best_split` minimises: the phone's joules."""
+        return self.total_j
+
+    @property
+    def where(self) -> str:
+        if self.split == 0:
+            return "cloud"
+        return "device" if self.split == self.num_layers else "split"
+
+
+def split_energies(
+    layers: Sequence[LayerProfile],
+    link: LinkSpec,
+    radio: RadioPowerModel,
+    *,
+    input_bytes: int | None = None,
+    precision: str = "fp32",
+    scale: float = 1.0,
+    include_tail: bool = False,
+) -> list[SplitEnergy]:
+    """The phone's energy for every cut k = 0..n: compute of layers 1..k plus the radio for k < n.
+
+    Compute energy counts each layer's FLOPs and its ``bytes_moved`` through DRAM at 45 nm energies times
+    ``scale``; ``include_tail`` prices every request as an isolated transfer (radio promoted, then left in
+    its tail), otherwise the radio is already connected.
+    """
+    n = len(layers)
+    if n == 0:
+        raise ValueError("layers is empty")
+    if input_bytes is None:
+        input_bytes = layers[0].input_bytes
+    if input_bytes < 0:
+        raise ValueError(f"input_bytes must be >= 0, got {input_bytes}")
+    per_layer = [compute_energy_j(p.flops, p.bytes_moved, precision, scale) for p in layers]
+    out = []
+    for k in range(n + 1):
+        compute_j = sum(per_layer[:k])
+        if k == n:
+            out.append(SplitEnergy(k, n, compute_j, 0.0, 0))
+            continue
+        bytes_up = input_bytes if k == 0 else layers[k - 1].output_bytes
+        radio_j = transfer_energy_j(bytes_up, layers[-1].output_bytes, link, radio, include_tail)
+        out.append(SplitEnergy(k, n, compute_j, radio_j, bytes_up))
+    return out
+
+
+def best_split(cuts: Sequence[SplitLatency] | Sequence[SplitEnergy]) -> SplitLatency | SplitEnergy:
+    """The cut with the lowest cost, seconds or joules (the earliest one on ties)."""
+    if not cuts:
+        raise ValueError("cuts is empty")
+    return min(cuts, key=lambda c: c.cost)
