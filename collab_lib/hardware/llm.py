@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from collab_lib.hardware.profile import LayerProfile
 from collab_lib.hardware.roofline import decode_tokens_per_s, prefill_tokens_per_s
 from collab_lib.hardware.specs import DeviceSpec, lookup
 
@@ -137,6 +138,21 @@ def predict_prefill(
         params, decode_bytes_per_token(model, fmt) / params, device, precision, prompt_len,
         attention_flops=attention, efficiency=efficiency,
     )
+
+
+def generation_profile(model: TransformerSpec, fmt: WeightFormat, tokens: int, context_len: int = 0) -> LayerProfile:
+    """Generating ``tokens`` tokens at batch 1 as one roofline "layer": FLOPs and weight + KV-cache bytes
+    summed over the tokens (decoding reads them again for every token). Its roofline time is the sum of
+    the per-token decode times when each token is memory-bound, which lets the fleet and partition
+    simulators treat a whole LLM answer as one step."""
+    if tokens < 1:
+        raise ValueError(f"tokens must be >= 1, got {tokens}")
+    params = decode_params_per_token(model)
+    contexts = range(context_len, context_len + tokens)
+    flops = sum(2 * params + model.attention_flops(c) for c in contexts)
+    kv = sum(model.kv_cache_bytes(c) for c in contexts)
+    return LayerProfile(f"{model.name} x {tokens} tokens", flops=int(flops),
+                        param_bytes=int(tokens * decode_bytes_per_token(model, fmt) + kv), input_bytes=0, output_bytes=0)
 
 
 _LLAMA32 = "meta2024llama32"
