@@ -61,6 +61,17 @@ class SplitLatency:
         return "device" if self.split == self.num_layers else "split"
 
 
+def _input_bytes(layers: Sequence[LayerProfile], input_bytes: int | None) -> int:
+    """What the cloud-only cut sends: ``input_bytes``, or the first layer's input tensor."""
+    if not layers:
+        raise ValueError("layers is empty")
+    if input_bytes is None:
+        return layers[0].input_bytes
+    if input_bytes < 0:
+        raise ValueError(f"input_bytes must be >= 0, got {input_bytes}")
+    return input_bytes
+
+
 def split_latencies(
     layers: Sequence[LayerProfile],
     device: DeviceSpec,
@@ -86,12 +97,7 @@ def split_latencies(
         Fraction of the roofline reached on each side (see :func:`~collab_lib.hardware.roofline.layer_time_s`).
     """
     n = len(layers)
-    if n == 0:
-        raise ValueError("layers is empty")
-    if input_bytes is None:
-        input_bytes = layers[0].input_bytes
-    if input_bytes < 0:
-        raise ValueError(f"input_bytes must be >= 0, got {input_bytes}")
+    input_bytes = _input_bytes(layers, input_bytes)
     out = []
     for k in range(n + 1):
         device_s = layers_time_s(layers[:k], device, device_precision, device_efficiency)
@@ -157,12 +163,7 @@ def split_energies(
     its tail), otherwise the radio is already connected.
     """
     n = len(layers)
-    if n == 0:
-        raise ValueError("layers is empty")
-    if input_bytes is None:
-        input_bytes = layers[0].input_bytes
-    if input_bytes < 0:
-        raise ValueError(f"input_bytes must be >= 0, got {input_bytes}")
+    input_bytes = _input_bytes(layers, input_bytes)
     per_layer = [compute_energy_j(p.flops, p.bytes_moved, precision, scale) for p in layers]
     out = []
     for k in range(n + 1):
