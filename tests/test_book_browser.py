@@ -120,3 +120,14 @@ def test_lab_pages_have_launch_buttons(site):
         links = set(re.findall(r'href="(https://[^"]+)"', html))
         assert f"https://colab.research.google.com/github/{repo}/blob/main/{rel}" in links, f"{rel}: no Colab button"
         assert f"https://mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/{rel}" in links, f"{rel}: no Binder button"
+
+
+def test_site_root_has_a_favicon(site):
+    """The root index.html is a bare redirect; without /favicon.ico the browser logs a 404 there (a race:
+    it shows only when the icon request beats the redirect)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{site}/favicon.ico") as r:
+        data = r.read()
+    assert r.status == 200
+    assert data[:4] == b"\x00\x00\x01\x00" and data[22:30] == b"\x89PNG\r\n\x1a\n", "not an ICO holding a PNG"

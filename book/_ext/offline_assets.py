@@ -12,10 +12,15 @@
 * **Duplicate inline scripts.** sphinx-thebe registers its inline configuration script twice under Jupyter
   Book 1, and the second ``const`` declaration is a console error on every page; identical scripts are
   kept once.
+* **favicon.ico.** Jupyter Book's root ``index.html`` is a bare redirect without an icon link, so browsers
+  ask for ``/favicon.ico`` and log a 404. A 32x32 icon drawn from the same shapes and colours as
+  ``book/_static/favicon.svg`` is written to the site's root.
 """
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import mathjax
@@ -52,11 +57,44 @@ def _dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict
     context["script_files"] = kept
 
 
+def _favicon_ico(size: int = 32) -> bytes:
+    """favicon.svg's device, cloud and link as a PNG inside an ICO container (both formats by hand)."""
+    blue, green, orange, white = (0, 114, 178), (0, 158, 115), (230, 159, 0), (255, 255, 255)
+
+    def colour(x: float, y: float) -> tuple[int, int, int] | None:  # coordinates in the SVG's 64x64 box
+        if 9 <= x <= 19 and 38 <= y <= 55:
+            return white
+        if 6 <= x <= 22 and 34 <= y <= 60:
+            return green
+        if 24 <= x <= 38 and 45.5 <= y <= 48.5 and int(x - 24) % 5 < 3:
+            return orange
+        cloud = ((31, 30, 12), (43, 34, 8.5), (20, 36, 6))
+        if any((x - cx) ** 2 + (y - cy) ** 2 <= r * r for cx, cy, r in cloud) or (20 <= x <= 44 and 30 <= y <= 42):
+            return blue
+        return None
+
+    rows = b""
+    for j in range(size):
+        rows += b"\x00"  # PNG filter type: none
+        for i in range(size):
+            c = colour((i + 0.5) * 64 / size, (j + 0.5) * 64 / size)
+            rows += bytes((*c, 255)) if c else bytes(4)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    header = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", size, size, 0, 0, 1, 32, len(png), 22)
+    return header + png
+
+
 def _copy_assets(app: Sphinx, exception: Exception | None) -> None:
     if exception is None and app.builder.format == "html":
         static = Path(app.outdir) / "_static"
         copy_asset_file(str(PLOTLY_JS), str(static))
         copy_asset(str(MATHJAX_DIR), str(static / "mathjax"))
+        (Path(app.outdir) / "favicon.ico").write_bytes(_favicon_ico())
 
 
 def setup(app: Sphinx) -> dict:
