@@ -95,3 +95,17 @@ def test_first_code_cell_installs_on_colab_only(lab):
     assert body.startswith("    %pip install"), "the install must be inside the Colab guard"
     assert f"git+{CONFIG['repository']['url']}" in body, "the install must name the repository of _config.yml"
     assert "set_seed(" in first, "the first code cell must set the seed"
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_nbval_markers_are_ones_nbval_recognises(lab):
+    """nbval matches its markers as whole comment lines: '# NBVAL_IGNORE_OUTPUT (why)' is silently not one,
+    and the cell is then compared after all."""
+    from nbval.plugin import comment_markers
+
+    nb = json.loads(lab.read_text())
+    for cell in (c for c in nb["cells"] if c["cell_type"] == "code"):
+        lines = [ln.strip() for ln in "".join(cell["source"]).splitlines() if "NBVAL" in ln]
+        for line in lines:
+            assert any(re.fullmatch(rf"#\s*{pattern}", line) for pattern in comment_markers), (
+                f"{line!r} is not an nbval marker nbval recognises; put the explanation on the next line")
