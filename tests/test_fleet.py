@@ -10,7 +10,7 @@ from collab_lib.hardware.llm import generation_profile, get_format, get_model, p
 from collab_lib.hardware.roofline import layer_time_s, layers_time_s
 from collab_lib.models import vision_cnn
 from collab_lib.system.fleet import (
-    DAY_S, FleetConfig, arrivals, diurnal_rate, fifo_queue, rollout_coverage, simulate_day,
+    DAY_S, FleetConfig, arrivals, availability, diurnal_rate, fifo_queue, rollout_coverage, simulate_day,
 )
 
 with torch.device("meta"):
@@ -101,3 +101,11 @@ def test_rollout_coverage_by_hand():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_availability_follows_the_day_and_the_share():
+    online = availability(FleetConfig(num_devices=2000), seed=0, window_s=3600.0, online_share=0.3)
+    assert online.shape == (2000, 24)
+    assert online.mean() == pytest.approx(0.3, abs=0.02)  # mean diurnal rate and mean propensity are 1
+    by_hour = online.mean(axis=0)
+    assert by_hour.argmax() in (19, 20, 21) and by_hour.max() / by_hour.min() > 2.5

@@ -209,6 +209,20 @@ def simulate_day(
     return FleetResult(t, dev, latency, queue_s, bytes_up, to_cloud, work / (config.cloud_servers * 3600.0))
 
 
+def availability(config: FleetConfig, seed: int, window_s: float = 900.0, online_share: float = 0.3) -> np.ndarray:
+    """(num_devices, windows) boolean matrix of when each device is online (charging, on Wi-Fi, idle),
+    over one day. A device is online in a window with probability ``online_share`` x the diurnal rate of
+    that hour x its own propensity (log-normal, mean 1), capped at 1."""
+    if window_s <= 0 or not 0 < online_share <= 1:
+        raise ValueError("window_s must be > 0 and online_share in (0, 1]")
+    rng = np.random.default_rng(seed)
+    starts_h = np.arange(0, DAY_S, window_s) / 3600
+    rate = diurnal_rate(starts_h, config.peak_to_trough, config.peak_hour)               # (windows,)
+    propensity = rng.lognormal(-0.5 * 0.5**2, 0.5, config.num_devices)                   # (devices,), mean 1
+    p = np.minimum(1.0, online_share * propensity[:, None] * rate[None, :])
+    return rng.uniform(size=p.shape) < p
+
+
 def rollout_coverage(
     online: np.ndarray, push_at_s: float, times_s: np.ndarray, window_s: float
 ) -> np.ndarray:
