@@ -109,3 +109,40 @@ def test_availability_follows_the_day_and_the_share():
     assert online.mean() == pytest.approx(0.3, abs=0.02)  # mean diurnal rate and mean propensity are 1
     by_hour = online.mean(axis=0)
     assert by_hour.argmax() in (19, 20, 21) and by_hour.max() / by_hour.min() > 2.5
+
+
+def test_device_energy_by_hand():
+    """Compute from per-layer operation energies; radio from Huang et al.'s model written out here, with the
+    wait (RTT + queue + cloud) recovered from each request's latency."""
+    from collab_lib.hardware.energy import compute_energy_j, get_radio
+    from collab_lib.hardware.specs import get_link
+
+    cfg = FleetConfig(num_devices=20, requests_per_device_per_day=50, device_mix={"snapdragon-8-gen-3": 1.0},
+                      link_mix={"lte": 1.0}, rate_cv=0.0)
+    full_j = sum(compute_energy_j(p.flops, p.bytes_moved, "fp32") for p in LAYERS)
+    local = simulate_day(cfg, LAYERS, "device", seed=3)
+    assert local.device_energy_j == pytest.approx(np.full(len(local.latency_s), full_j), rel=1e-12)
+
+    link, radio = get_link("lte"), get_radio("lte")
+    image, out = 3 * 224 * 224, LAYERS[-1].output_bytes
+    t_up, t_down = 8 * image / link.uplink_bits_per_s, 8 * out / link.downlink_bits_per_s
+    up_w = radio.active_w_per_mbps_up * link.uplink_bits_per_s / 1e6 + radio.base_w
+    down_w = radio.active_w_per_mbps_down * link.downlink_bits_per_s / 1e6 + radio.base_w
+    remote = simulate_day(cfg, LAYERS, "cloud", seed=3, input_bytes=image)
+    wait = remote.latency_s - t_up - t_down  # device part is empty: RTT + queue + cloud compute
+    expected = (radio.promotion_s * radio.promotion_w + up_w * t_up + down_w * t_down + radio.base_w * wait
+                + radio.tail_s * radio.tail_w)
+    assert remote.device_energy_j == pytest.approx(expected, rel=1e-9)
+
+    small = LAYERS[:7]
+    small_j = sum(compute_energy_j(p.flops, p.bytes_moved, "fp32") for p in small)
+    mixed = simulate_day(cfg, LAYERS, "cascade", seed=3, small_layers=small, escalate=0.5, input_bytes=image)
+    kept = ~mixed.to_cloud
+    assert 0.3 < kept.mean() < 0.7
+    assert mixed.device_energy_j[kept] == pytest.approx(np.full(kept.sum(), small_j), rel=1e-12)
+    assert (mixed.device_energy_j[~kept] > small_j + radio.promotion_s * radio.promotion_w).all()
+
+
+def test_a_link_without_a_radio_model_is_refused():
+    with pytest.raises(ValueError, match="unknown radio '5g'"):
+        simulate_day(FleetConfig(num_devices=2, link_mix={"5g": 1.0}), LAYERS, "device", seed=0)

@@ -36,6 +36,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
+import numpy as np
+
 from collab_lib.hardware.network import transfer_time_s
 from collab_lib.hardware.specs import DeviceSpec, LinkSpec
 
@@ -290,17 +292,45 @@ def radio_energy(
         raise ValueError(f"wait_s must be >= 0, got {wait_s}")
     if bytes_up < 0 or bytes_down < 0:
         raise ValueError(f"bytes_up and bytes_down must be >= 0, got {bytes_up}, {bytes_down}")
-    up_s = transfer_time_s(bytes_up, link.uplink_bits_per_s)
-    down_s = transfer_time_s(bytes_down, link.downlink_bits_per_s)
-    # Huang et al.: P = alpha_u * t_u + alpha_d * t_d + beta while the link runs at its rate each way.
-    up_w = radio.active_w_per_mbps_up * link.uplink_bits_per_s / MEGA + radio.base_w
-    down_w = radio.active_w_per_mbps_down * link.downlink_bits_per_s / MEGA + radio.base_w
+    return _radio_parts(bytes_up, bytes_down, link.uplink_bits_per_s, link.downlink_bits_per_s, radio,
+                        include_tail, wait_s)
+
+
+def _radio_parts(bytes_up, bytes_down, up_bits_per_s, down_bits_per_s, radio: RadioPowerModel,
+                 include_tail: bool, wait_s) -> RadioEnergy:
+    """Huang et al.'s model on scalars or on arrays of requests (numpy broadcasting); inputs checked."""
+    up_s, down_s = 8 * bytes_up / up_bits_per_s, 8 * bytes_down / down_bits_per_s
+    # P = alpha_u * t_u + alpha_d * t_d + beta while the link runs at its rate each way.
+    up_w = radio.active_w_per_mbps_up * up_bits_per_s / MEGA + radio.base_w
+    down_w = radio.active_w_per_mbps_down * down_bits_per_s / MEGA + radio.base_w
     return RadioEnergy(
         promotion_j=radio.promotion_j if include_tail else 0.0,
         transfer_j=up_w * up_s + down_w * down_s,
         wait_j=radio.base_w * wait_s,  # connected, no throughput (not in the paper's model)
         tail_j=radio.tail_j if include_tail else 0.0,
     )
+
+
+def transfer_energy_per_request_j(
+    bytes_up: np.ndarray,
+    bytes_down: np.ndarray,
+    uplink_bits_per_s: np.ndarray,
+    downlink_bits_per_s: np.ndarray,
+    radio: RadioPowerModel,
+    include_tail: bool = True,
+    *,
+    wait_s: np.ndarray | float = 0.0,
+) -> np.ndarray:
+    """:func:`transfer_energy_j` for many requests at once, each with its own link rates (e.g. drawn by
+    :func:`~collab_lib.hardware.network.sample_link`); arrays broadcast, the result has their shape."""
+    arrays = [np.asarray(a, dtype=float) for a in (bytes_up, bytes_down, wait_s)]
+    rates = [np.asarray(a, dtype=float) for a in (uplink_bits_per_s, downlink_bits_per_s)]
+    if any((a < 0).any() for a in arrays):
+        raise ValueError("bytes_up, bytes_down and wait_s must be >= 0")
+    if any(not (r > 0).all() for r in rates):
+        raise ValueError("uplink_bits_per_s and downlink_bits_per_s must be > 0")
+    parts = _radio_parts(arrays[0], arrays[1], rates[0], rates[1], radio, include_tail, arrays[2])
+    return np.asarray(parts.promotion_j + parts.transfer_j + parts.wait_j + parts.tail_j)
 
 
 def transfer_energy_j(

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from collab_lib.hardware.energy import compute_energy_j, get_radio, transfer_energy_per_request_j
 from collab_lib.hardware.network import sample_link
 from collab_lib.hardware.profile import LayerProfile
 from collab_lib.hardware.roofline import layers_time_s
@@ -83,6 +84,7 @@ class FleetResult:
     queue_s: np.ndarray
     bytes_up: np.ndarray
     to_cloud: np.ndarray
+    device_energy_j: np.ndarray  # compute (45 nm per-operation energies) + radio (isolated transfer)
     cloud_utilisation_per_hour: np.ndarray  # (24,) cloud work started in each hour / (servers x 3600 s)
 
 
@@ -147,6 +149,14 @@ def simulate_day(
 
     Latency of a request = device compute + RTT + upload + queueing + cloud compute + download, with the
     link's rates and RTT drawn per request (:func:`~collab_lib.hardware.network.sample_link`).
+
+    Device energy of a request = compute of the layers it runs on the device
+    (:func:`~collab_lib.hardware.energy.compute_energy_j`, 45 nm per-operation energies, as
+    :func:`~collab_lib.system.partition.split_energies`) + for a cloud-bound request the radio
+    (:func:`~collab_lib.hardware.energy.transfer_energy_per_request_j`): promotion, upload and download at
+    the drawn rates, connected while it waits (RTT, queue, cloud compute), tail. A device sends a few
+    requests an hour, so each transfer is priced as isolated (radio idle before, left in its tail after).
+    Every link in ``config.link_mix`` needs a radio model (:func:`~collab_lib.hardware.energy.get_radio`).
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; valid: {POLICIES}")
@@ -154,6 +164,7 @@ def simulate_day(
         raise ValueError("the cascade policy needs small_layers and escalate in [0, 1]")
     if not layers:
         raise ValueError("layers is empty")
+    radios = {key: get_radio(key) for key in config.link_mix}  # fails early on a link without one
     rng = np.random.default_rng(seed)
     cloud = get_device(config.cloud)
     device_kind = _draw(config.device_mix, config.num_devices, rng)  # (devices,)
@@ -171,8 +182,10 @@ def simulate_day(
         up[rows], down[rows], rtt[rows] = draws.uplink_bits_per_s, draws.downlink_bits_per_s, draws.rtt_s
     escalated = rng.uniform(size=n) < escalate
 
-    device_s, cloud_s = np.zeros(n), np.zeros(n)
+    device_s, cloud_s, compute_j = np.zeros(n), np.zeros(n), np.zeros(n)
     bytes_up = np.zeros(n, dtype=np.int64)
+    layer_j = np.array([compute_energy_j(p.flops, p.bytes_moved, config.device_precision) for p in layers])
+    done_j = np.concatenate([[0.0], np.cumsum(layer_j)])  # (n_cuts,) device compute energy of each cut
     cut = np.zeros(n, dtype=np.int64)  # layers run on the device
     for key in np.unique(device_kind):
         rows = np.flatnonzero(device_kind[dev] == key)
@@ -191,9 +204,12 @@ def simulate_day(
         device_s[rows] = d_s[k]
         cloud_s[rows] = c_s[k]
         bytes_up[rows] = b_up[k]
+        compute_j[rows] = done_j[k]
         if policy == "cascade":
             device_s[rows] = layers_time_s(small_layers, get_device(str(key)), config.device_precision,
                                            config.device_efficiency)
+            compute_j[rows] = sum(compute_energy_j(p.flops, p.bytes_moved, config.device_precision)
+                                  for p in small_layers)
     to_cloud = cut < last
     network_s = np.where(to_cloud, rtt + 8 * bytes_up / up + 8 * out_bytes / down, 0.0)
 
@@ -206,7 +222,15 @@ def simulate_day(
     hour = (reach_s // 3600).astype(int).clip(0, 23)
     work = np.bincount(hour, weights=cloud_s[idx], minlength=24)
     latency = device_s + network_s + queue_s + cloud_s
-    return FleetResult(t, dev, latency, queue_s, bytes_up, to_cloud, work / (config.cloud_servers * 3600.0))
+
+    radio_j = np.zeros(n)
+    for key in np.unique(link_kind):
+        rows = np.flatnonzero((link_kind[dev] == key) & to_cloud)
+        radio_j[rows] = transfer_energy_per_request_j(
+            bytes_up[rows], out_bytes, up[rows], down[rows], radios[str(key)], include_tail=True,
+            wait_s=rtt[rows] + queue_s[rows] + cloud_s[rows])
+    return FleetResult(t, dev, latency, queue_s, bytes_up, to_cloud, compute_j + radio_j,
+                       work / (config.cloud_servers * 3600.0))
 
 
 def availability(config: FleetConfig, seed: int, window_s: float = 900.0, online_share: float = 0.3) -> np.ndarray:
