@@ -1,0 +1,229 @@
+"""Split learning: the device trains the first layers, the cloud the rest; activations go up, gradients down.
+
+Split learning (Gupta and Raskar, J. Netw. Comput. Appl. 2018; Vepakomma et al., 2018, arXiv:1812.00564)
+cuts a network f = f_cloud . f_device after layer k. One training step on a batch (x, y) of B samples:
+
+1. device: h = f_device(x), shape (B, *a_k); send h up                         (B q_k values)
+2. cloud:  loss = L(f_cloud(h), y); backpropagate to dL/dh; send dL/dh down      (B q_k values)
+3. device: backpropagate dL/dh through f_device; both sides update their weights.
+
+By the chain rule every parameter receives exactly the gradient of the unsplit model (tests/
+test_split_learning.py checks this against autograd on the whole model for every cut). With q_k the number
+of values in one sample's activation at the cut, b bytes per value and the labels sent with the activations,
+
+    split learning, per step:  2 B q_k b + B b_label           (activations up, gradients down)
+    FedAvg, per round:         2 P b per participating device  (model down, model up; P parameters)
+
+so over one epoch of n local samples split learning moves 2 n q_k b + n b_label bytes and FedAvg 2 P b
+(for E = 1 local epoch): split learning is cheaper when n q_k < P roughly, i.e. for small local data sets
+and large models (Singh et al., 2019, arXiv:1909.09145, make the same comparison).
+
+Departures, labelled:
+
+* :func:`train_split` is *vanilla* (sequential) split learning: devices take turns, each running one local
+  epoch with the cloud, and hand the device-side weights to the next device. Gupta and Raskar allow a
+  peer-to-peer or a server-relayed hand-off; we count the relayed one (up + down, 2 P_device b per turn).
+  Parallel variants (SplitFed, Thapa et al., AAAI 2022) are not implemented.
+* Labels travel to the cloud with the activations. The U-shaped configuration of Vepakomma et al., which keeps
+  the last layers and the labels on the device, is not implemented.
+* :func:`train_fedavg` is a minimal FedAvg (McMahan et al., AISTATS 2017) with full participation, kept here
+  only to compare against on the same task; both use plain SGD so that the two differ only in what travels.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from collab_lib.seed import generator
+
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Client = tuple[torch.Tensor, torch.Tensor]  # (x, y) held by one device
+
+
+def num_params(module: nn.Module) -> int:
+    """Number of trainable values in ``module`` (P in the formulas above)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def split_model(model: nn.Sequential, cut: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """``(model[:cut], model[cut:])``: the device's first ``cut`` layers and the cloud's rest.
+
+    The halves share their parameters with ``model`` (no copy), so training them trains ``model``.
+    ``cut`` must be in [1, len(model) - 1]: both sides must hold at least one layer.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise ValueError(f"model must be an nn.Sequential, got {type(model).__name__}")
+    n = len(model)
+    if isinstance(cut, bool) or not isinstance(cut, int) or not 1 <= cut <= n - 1:
+        raise ValueError(f"cut must be an int in [1, {n - 1}] for a model of {n} layers, got {cut!r}")
+    return model[:cut], model[cut:]
+
+
+@dataclass(frozen=True)
+class SplitStep:
+    """What one split-learning step computed and moved. Bytes are payloads only (no protocol headers)."""
+
+    loss: float
+    bytes_up: int    # activations + labels, device -> cloud
+    bytes_down: int  # gradient of the activations, cloud -> device
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def split_step(device: nn.Module, cloud: nn.Module, x: torch.Tensor, y: torch.Tensor,
+               loss_fn: Loss = F.cross_entropy) -> SplitStep:
+    """Run one forward and backward pass as the two parties would; leave the gradients in ``.grad``.
+
+    ``x``: (B, ...) device inputs; ``y``: (B,) labels. The cloud only ever sees a detached copy of the
+    activations ``h`` (B, *a_k), and the device only the cloud's ``dL/dh`` (same shape): the autograd graph is
+    cut at the link, as it is between two machines. Gradients accumulate into existing ``.grad`` as with
+    ``loss.backward()``; the caller zeroes them and steps the optimizers.
+    """
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"x and y must be non-empty and of equal length, got {len(x)} and {len(y)}")
+    h = device(x)                                    # (B, *a_k), on the device
+    h_cloud = h.detach().requires_grad_(True)        # what arrives in the cloud
+    loss = loss_fn(cloud(h_cloud), y)
+    loss.backward()                                  # cloud weights' grads and dL/dh
+    grad_h = h_cloud.grad                            # (B, *a_k), sent down
+    h.backward(grad_h)                               # device weights' grads
+    return SplitStep(loss=loss.item(), bytes_up=_nbytes(h) + _nbytes(y), bytes_down=_nbytes(grad_h))
+
+
+def split_bytes_per_step(values_per_sample: int, batch_size: int, bytes_per_value: int = 4,
+                         label_bytes: int = 8) -> int:
+    """2 B q_k b + B b_label: activations up, gradients down, and the labels (int64 by default)."""
+    for name, v in (("values_per_sample", values_per_sample), ("batch_size", batch_size),
+                    ("bytes_per_value", bytes_per_value)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if not isinstance(label_bytes, int) or label_bytes < 0:
+        raise ValueError(f"label_bytes must be a non-negative int, got {label_bytes!r}")
+    return batch_size * (2 * values_per_sample * bytes_per_value + label_bytes)
+
+
+def fedavg_bytes_per_round(num_parameters: int, bytes_per_value: int = 4) -> int:
+    """2 P b: one device downloads the model and uploads its update once per round."""
+    if not isinstance(num_parameters, int) or num_parameters < 1:
+        raise ValueError(f"num_parameters must be a positive int, got {num_parameters!r}")
+    if not isinstance(bytes_per_value, int) or bytes_per_value < 1:
+        raise ValueError(f"bytes_per_value must be a positive int, got {bytes_per_value!r}")
+    return 2 * num_parameters * bytes_per_value
+
+
+# --- Training on several devices ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Shared by both schemes so that they differ only in what travels. ``rounds``: passes over every
+    device's data (one local epoch each); plain SGD with learning rate ``lr``."""
+
+    rounds: int = 10
+    batch_size: int = 32
+    lr: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1 or self.batch_size < 1:
+            raise ValueError(f"rounds and batch_size must be >= 1, got {self.rounds}, {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class History:
+    """Per round (length ``rounds``): cumulative bytes over the link (all devices, both directions),
+    cumulative SGD steps, and test accuracy after the round."""
+
+    bytes_total: list[int]
+    steps: list[int]
+    accuracy: list[float]
+
+
+def _check_clients(clients: Sequence[Client]) -> None:
+    if len(clients) == 0:
+        raise ValueError("clients must hold at least one (x, y) pair")
+    for i, (x, y) in enumerate(clients):
+        if len(x) == 0 or len(x) != len(y):
+            raise ValueError(f"client {i}: x and y must be non-empty and of equal length, got {len(x)}, {len(y)}")
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of ``x`` (N, ...) whose argmax prediction equals ``y`` (N,)."""
+    return (model(x).argmax(dim=1) == y).double().mean().item()
+
+
+def _batches(n: int, batch_size: int, g: torch.Generator):
+    order = torch.randperm(n, generator=g)
+    return [order[s:s + batch_size] for s in range(0, n, batch_size)]
+
+
+def train_split(model: nn.Sequential, cut: int, clients: Sequence[Client], test: Client,
+                config: TrainConfig, seed: int) -> History:
+    """Vanilla split learning over ``clients`` in turn, training ``model`` in place.
+
+    Each round, device i = 0, 1, ... receives the device-side weights (except the very first turn), runs one
+    epoch of :func:`split_step` on its mini-batches (order from ``generator(seed, offset)``), and passes the
+    weights on. Bytes: every step's payloads plus 2 P_device b per hand-off (relayed by the cloud).
+    """
+    _check_clients(clients)
+    device, cloud = split_model(model, cut)
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr)
+    handoff = 2 * sum(_nbytes(p) for p in device.parameters())
+    total, steps, hist = 0, 0, History([], [], [])
+    for r in range(config.rounds):
+        for i, (x, y) in enumerate(clients):
+            if r > 0 or i > 0:
+                total += handoff
+            g = generator(seed, offset=r * len(clients) + i)
+            for idx in _batches(len(x), config.batch_size, g):
+                opt.zero_grad()
+                s = split_step(device, cloud, x[idx], y[idx])
+                opt.step()
+                total += s.bytes_up + s.bytes_down
+                steps += 1
+        hist.bytes_total.append(total)
+        hist.steps.append(steps)
+        hist.accuracy.append(accuracy(model, *test))
+    return hist
+
+
+def train_fedavg(model: nn.Module, clients: Sequence[Client], test: Client, config: TrainConfig,
+                 seed: int) -> History:
+    """FedAvg with every device in every round and one local epoch of SGD, training ``model`` in place.
+
+    The new global model is the average of the local models weighted by the devices' sample counts
+    (McMahan et al.'s n_k / n). Bytes: 2 P b per device per round.
+    """
+    _check_clients(clients)
+    n = sum(len(x) for x, _ in clients)
+    per_round = len(clients) * 2 * sum(_nbytes(p) for p in model.parameters())
+    total, steps, hist = 0, 0, History([], [], [])
+    for r in range(config.rounds):
+        new_state = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+        for i, (x, y) in enumerate(clients):
+            local = copy.deepcopy(model)
+            opt = torch.optim.SGD(local.parameters(), lr=config.lr)
+            g = generator(seed, offset=r * len(clients) + i)
+            for idx in _batches(len(x), config.batch_size, g):
+                opt.zero_grad()
+                F.cross_entropy(local(x[idx]), y[idx]).backward()
+                opt.step()
+                steps += 1
+            for k, v in local.state_dict().items():
+                new_state[k] += v * (len(x) / n)
+        model.load_state_dict(new_state)
+        total += per_round
+        hist.bytes_total.append(total)
+        hist.steps.append(steps)
+        hist.accuracy.append(accuracy(model, *test))
+    return hist

@@ -1,0 +1,48 @@
+"""Federated distillation: consensus and loss against hand computations, bytes by hand, clear errors."""
+
+import math
+
+import pytest
+import torch
+
+from collab_lib.feature_based.logit_exchange import (
+    FDConfig,
+    consensus,
+    distillation_loss,
+    logit_bytes_per_round,
+)
+
+
+def test_consensus_is_the_sample_weighted_mean():
+    a, b = torch.tensor([[1.0, 2.0]]), torch.tensor([[4.0, -1.0]])
+    torch.testing.assert_close(consensus([a, b], [3, 1]), torch.tensor([[1.75, 1.25]]))  # unequal weights
+    torch.testing.assert_close(consensus([a, b]), torch.tensor([[2.5, 0.5]]))
+
+
+def test_distillation_loss_by_hand():
+    s, t, T = [0.0, 1.0, -1.0], [2.0, 0.0, 0.5], 2.0
+    def softmax(z):
+        e = [math.exp(v / T) for v in z]
+        return [v / sum(e) for v in e]
+    p, q = softmax(t), softmax(s)
+    kl = sum(pi * math.log(pi / qi) for pi, qi in zip(p, q)) * T**2
+    got = distillation_loss(torch.tensor([s], dtype=torch.float64), torch.tensor([t], dtype=torch.float64), T)
+    assert got.item() == pytest.approx(kl, rel=1e-12)
+    assert distillation_loss(torch.tensor([t]), torch.tensor([t]), T).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_bytes_by_hand():
+    assert logit_bytes_per_round(500, 10) == 2 * 500 * 10 * 4
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: distillation_loss(torch.ones(2, 3), torch.ones(2, 3), 0.0), "temperature"),
+    (lambda: distillation_loss(torch.ones(2, 3), torch.ones(2, 4), 1.0), "shape"),
+    (lambda: consensus([torch.ones(2, 3), torch.ones(2, 4)]), "logits"),
+    (lambda: consensus([torch.ones(2, 3)], [-1.0]), "weights"),
+    (lambda: logit_bytes_per_round(0, 10), "n_public"),
+    (lambda: FDConfig(temperature=-1.0), "temperature"),
+])
+def test_bad_inputs_name_the_parameter(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()

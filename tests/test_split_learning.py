@@ -1,0 +1,145 @@
+"""Split learning: gradients equal the unsplit model's autograd gradients at every cut, bytes equal a hand
+count, training equals plain SGD over the same batches, FedAvg equals a hand-weighted average, clear errors."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from collab_lib.feature_based.split_learning import (
+    TrainConfig,
+    fedavg_bytes_per_round,
+    num_params,
+    split_bytes_per_step,
+    split_model,
+    split_step,
+    train_fedavg,
+    train_split,
+)
+from collab_lib.seed import generator
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is fastest and immune to a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def cnn(seed: int) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # (B, 4, 4, 4)
+        nn.Flatten(), nn.Linear(64, 16), nn.Tanh(), nn.Linear(16, 10),
+    ).double()
+
+
+def data(n: int, seed: int):
+    g = generator(seed)
+    return torch.rand(n, 1, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 10, (n,), generator=g)
+
+
+@pytest.mark.parametrize("cut", range(1, 7))
+def test_split_gradients_equal_unsplit_autograd(cut):
+    x, y = data(12, 0)
+    reference = cnn(1)
+    F.cross_entropy(reference(x), y).backward()
+
+    model = cnn(1)
+    device, cloud = split_model(model, cut)
+    step = split_step(device, cloud, x, y)
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-12, atol=1e-12, msg=name)
+    # Bytes by hand: the activation at the cut, float64, once each way; labels int64.
+    with torch.no_grad():
+        values = reference[:cut](x[:1]).numel()
+    assert step.bytes_up == 12 * values * 8 + 12 * 8
+    assert step.bytes_down == 12 * values * 8
+    assert step.bytes_up + step.bytes_down == split_bytes_per_step(values, 12, bytes_per_value=8)
+    assert step.loss == pytest.approx(F.cross_entropy(reference(x), y).item(), rel=1e-12)
+
+
+def test_split_step_cuts_the_graph_at_the_link():
+    x, y = data(4, 1)
+    device, cloud = split_model(cnn(2), 3)
+    seen = []
+    cloud.register_forward_pre_hook(lambda m, inp: seen.append(inp[0]))
+    split_step(device, cloud, x, y)
+    assert seen[0].grad_fn is None and seen[0].is_leaf  # the cloud cannot reach the device's graph
+
+
+def test_train_split_equals_sgd_over_the_same_batches():
+    clients = [data(10, 3), data(7, 4)]
+    test = data(20, 5)
+    config = TrainConfig(rounds=2, batch_size=4, lr=0.05)
+    model, reference = cnn(6), cnn(6)
+    hist = train_split(model, 2, clients, test, config, seed=9)
+
+    # Independent reference: one SGD optimizer on the whole model, the batches train_split documents.
+    opt = torch.optim.SGD(reference.parameters(), lr=0.05)
+    for r in range(2):
+        for i, (x, y) in enumerate(clients):
+            order = torch.randperm(len(x), generator=generator(9, offset=r * 2 + i))
+            for s in range(0, len(x), 4):
+                idx = order[s:s + 4]
+                opt.zero_grad()
+                F.cross_entropy(reference(x[idx]), y[idx]).backward()
+                opt.step()
+    for p, q in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
+
+    # Bytes by hand: cut 2 sends the conv + ReLU output, 4 x 8 x 8 float64 values per sample.
+    q_k = 4 * 8 * 8
+    samples = 2 * (10 + 7)
+    device_bytes = sum(p.numel() for p in model[:2].parameters()) * 8
+    handoffs = 2 * 2 - 1
+    assert hist.bytes_total[-1] == samples * (2 * q_k * 8 + 8) + handoffs * 2 * device_bytes
+    assert hist.steps == [3 + 2, 10]
+
+
+def test_fedavg_is_the_sample_weighted_average_of_local_sgd():
+    clients = [data(9, 10), data(3, 11)]  # unequal sizes: a missing weight would fail
+    config = TrainConfig(rounds=1, batch_size=4, lr=0.1)
+    model = cnn(12)
+    start = copy.deepcopy(model)
+    hist = train_fedavg(model, clients, data(5, 13), config, seed=14)
+
+    locals_ = []
+    for i, (x, y) in enumerate(clients):
+        local = copy.deepcopy(start)
+        opt = torch.optim.SGD(local.parameters(), lr=0.1)
+        order = torch.randperm(len(x), generator=generator(14, offset=i))
+        for s in range(0, len(x), 4):
+            opt.zero_grad()
+            F.cross_entropy(local(x[order[s:s + 4]]), y[order[s:s + 4]]).backward()
+            opt.step()
+        locals_.append(local)
+    for p, a, b in zip(model.parameters(), locals_[0].parameters(), locals_[1].parameters()):
+        torch.testing.assert_close(p, 0.75 * a + 0.25 * b)
+    assert hist.bytes_total == [2 * 2 * num_params(start) * 8]
+    assert fedavg_bytes_per_round(num_params(start), 8) == 2 * num_params(start) * 8
+
+
+@pytest.mark.parametrize("cut", [0, 7, -1, 2.5, True])
+def test_bad_cut_names_the_parameter(cut):
+    with pytest.raises(ValueError, match="cut"):
+        split_model(cnn(0), cut)
+
+
+def test_bad_inputs_name_the_parameter():
+    with pytest.raises(ValueError, match="model"):
+        split_model(nn.Linear(2, 2), 1)
+    with pytest.raises(ValueError, match="batch_size"):
+        split_bytes_per_step(10, 0)
+    with pytest.raises(ValueError, match="label_bytes"):
+        split_bytes_per_step(10, 2, label_bytes=-1)
+    with pytest.raises(ValueError, match="num_parameters"):
+        fedavg_bytes_per_round(0)
+    with pytest.raises(ValueError, match="lr"):
+        TrainConfig(lr=-0.1)
+    with pytest.raises(ValueError, match="clients"):
+        train_split(cnn(0), 2, [], data(2, 0), TrainConfig(), seed=0)
