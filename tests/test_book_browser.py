@@ -90,7 +90,8 @@ def test_every_page_renders_and_every_figure_draws(site, browser):
                 "el => { const svg = el.querySelector('svg.main-svg');"
                 " return !!svg && svg.getBoundingClientRect().height > 0"
                 " && (() => { const boxes = Array.from(el.querySelectorAll("
-                "      '.scatterlayer .trace path.js-line, .barlayer path')).map(p => p.getBoundingClientRect());"
+                "      '.scatterlayer .trace path.js-line, .scatterlayer .trace path.point, .barlayer path,'"
+                "      + ' .heatmaplayer image, .imagelayer image')).map(p => p.getBoundingClientRect());"
                 "    if (!boxes.length) return false;"  # traces spread across the plot, not squashed to a sliver
                 "    return Math.max(...boxes.map(b => b.right)) - Math.min(...boxes.map(b => b.left)) > 100; })(); }"
             )
