@@ -1,8 +1,19 @@
-"""Small torch models used across the labs. Each is an ``nn.Sequential`` so that its children are the
-candidate cut points of split inference (:mod:`collab_lib.system.partition`)."""
+"""Small torch models used across the labs.
+
+The vision models are ``nn.Sequential`` so that their children are the candidate cut points of split
+inference (:mod:`collab_lib.system.partition`). :class:`CharLM` is a tiny character-level transformer
+language model with a KV cache; two trained sizes ship with the package (:func:`load_char_lm`)."""
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import torch
 from torch import nn
 
 
@@ -72,3 +83,228 @@ def residual_cnn(width: int = 64, blocks_per_stage: int = 2, num_classes: int = 
         layers += [ResidualBlock(c) for _ in range(blocks_per_stage)]
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)]
     return nn.Sequential(*layers)
+
+
+# --- A character-level transformer language model -----------------------------------------------------
+#
+# A GPT-style decoder (nanoGPT's model.py, shrunk): learned token and position embeddings, pre-LayerNorm
+# blocks of causal self-attention and a GELU MLP, a final LayerNorm and an output layer tied to the token
+# embedding. No dropout and no biases in the linear layers. ``collab_lib/_data/`` ships two trained sizes
+# (:data:`CHAR_LM_CONFIGS`), made by ``scripts/train_lms.py``; load them with :func:`load_char_lm`.
+
+
+@dataclass(frozen=True)
+class CharLMConfig:
+    """Shape of a :class:`CharLM`. ``context_len`` is the most tokens a sequence may hold (positions are
+    learned, so a longer sequence is an error, not a silent crop)."""
+
+    vocab_size: int = 80
+    context_len: int = 128
+    d_model: int = 64
+    num_heads: int = 4
+    num_layers: int = 2
+    d_ff: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "context_len", "d_model", "num_heads", "num_layers", "d_ff"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of num_heads ({self.num_heads})")
+
+
+CHAR_LM_CONFIGS: Mapping[str, CharLMConfig] = MappingProxyType(
+    {
+        # ~0.16 M parameters: the on-device draft model.
+        "device": CharLMConfig(d_model=64, num_heads=4, num_layers=3, d_ff=256),
+        # ~2.2 M parameters: the cloud target model.
+        "cloud": CharLMConfig(d_model=192, num_heads=6, num_layers=5, d_ff=768),
+    }
+)
+
+
+class KVCache:
+    """Keys and values of the tokens seen so far, per layer: tensors of shape (B, nh, L, hs).
+
+    ``crop(n)`` forgets all but the first ``n`` tokens, which is how speculative decoding rolls back
+    rejected drafts.
+    """
+
+    def __init__(self, num_layers: int) -> None:
+        self.keys: list[torch.Tensor | None] = [None] * num_layers
+        self.values: list[torch.Tensor | None] = [None] * num_layers
+
+    @property
+    def length(self) -> int:
+        k = self.keys[0]
+        return 0 if k is None else k.shape[2]
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the new (B, nh, T, hs) keys and values of ``layer``; return all of them (B, nh, L + T, hs)."""
+        if self.keys[layer] is not None:
+            k = torch.cat([self.keys[layer], k], dim=2)
+            v = torch.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+    def crop(self, n: int) -> None:
+        if not 0 <= n <= self.length:
+            raise ValueError(f"cannot crop a cache of {self.length} tokens to {n}")
+        for i in range(len(self.keys)):
+            if self.keys[i] is not None:
+                self.keys[i] = self.keys[i][:, :, :n]
+                self.values[i] = self.values[i][:, :, :n]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: CharLMConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
+        self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        B, T, C = x.shape
+        hs = C // self.num_heads
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.num_heads, hs).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        if cache is not None:
+            k, v = cache.append(layer, k, v)                                              # (B, nh, L+T, hs)
+        S = k.shape[2]
+        # Query t (absolute position S - T + t) sees keys 0..S - T + t: a causal mask shifted right by the
+        # S - T cached tokens.
+        mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)                                   # (B, nh, T, S)
+        att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)                                    # (B, T, C)
+        return self.proj(y)
+
+
+class Block(nn.Module):
+    def __init__(self, config: CharLMConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.d_model)
+        self.attn = CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(config.d_model, config.d_ff, bias=False),
+            nn.GELU(),
+            nn.Linear(config.d_ff, config.d_model, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cache, layer)
+        return x + self.mlp(self.ln2(x))
+
+
+class CharLM(nn.Module):
+    """A character-level causal transformer: ``(B, T)`` token ids -> ``(B, T, V)`` next-token logits.
+
+    ``forward(ids, cache)`` with a :class:`KVCache` treats ``ids`` as the continuation of the ``cache.length``
+    tokens already in the cache, appends their keys and values, and returns logits for the new positions
+    only: decoding a token then costs one position, not the whole prefix. Without a cache it is the plain
+    full forward pass.
+    """
+
+    def __init__(self, config: CharLMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
+        self.pos_emb = nn.Embedding(config.context_len, config.d_model)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.ln_f = nn.LayerNorm(config.d_model)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        if ids.ndim != 2:
+            raise ValueError(f"ids must have shape (B, T), got {tuple(ids.shape)}")
+        B, T = ids.shape
+        start = 0 if cache is None else cache.length
+        if start + T > self.config.context_len:
+            raise ValueError(f"{start + T} tokens exceed the model's context_len ({self.config.context_len})")
+        pos = torch.arange(start, start + T, device=ids.device)
+        x = self.tok_emb(ids) + self.pos_emb(pos)                                         # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, i)
+        return self.ln_f(x) @ self.tok_emb.weight.T                                       # (B, T, V), tied
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.config.num_layers)
+
+
+class CachedLM:
+    """A :class:`CharLM` behind the plain callable interface ``(1, T) ids -> (1, T, V) logits``, with a KV
+    cache kept across calls.
+
+    Each call finds the longest common prefix of ``ids`` with the previous call's, crops the cache to it, runs
+    the model on the remaining positions only, and returns the stored logits of the prefix together with the
+    new ones. A decoding loop that extends its sequence (or rolls back rejected drafts and extends again) so
+    pays per new token, while the caller sees exactly the full forward pass (``tests/test_char_lm.py``).
+    Batch size 1 only.
+    """
+
+    def __init__(self, model: CharLM) -> None:
+        self.model = model
+        self.config = model.config
+        self.reset()
+
+    def reset(self) -> None:
+        self.cache = self.model.new_cache()
+        self.ids = torch.empty(0, dtype=torch.int64)
+        self.logits = torch.empty(0, self.config.vocab_size)
+        self.positions_computed = 0  # total positions run through the model: the cost, in tokens
+
+    @torch.no_grad()
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        if ids.ndim != 2 or ids.shape[0] != 1:
+            raise ValueError(f"CachedLM takes ids of shape (1, T), got {tuple(ids.shape)}")
+        seq = ids[0]
+        n = min(len(seq), len(self.ids))
+        same = (seq[:n] == self.ids[:n]).to(torch.int64)
+        common = int(same.cumprod(0).sum())
+        common = min(common, len(seq) - 1)  # recompute at least the last position: it must be returned
+        self.cache.crop(common)
+        new = self.model(seq[common:][None], self.cache)[0]                              # (T - common, V)
+        self.ids = seq.clone()
+        self.logits = torch.cat([self.logits[:common], new])
+        self.positions_computed += len(seq) - common
+        return self.logits[None]                                                          # (1, T, V)
+
+
+DATA_DIR = Path(__file__).parent / "_data"
+
+
+def char_lm_checkpoint(size: str) -> Path:
+    """Path of the shipped checkpoint of ``size`` (``"device"`` or ``"cloud"``)."""
+    if size not in CHAR_LM_CONFIGS:
+        raise ValueError(f"unknown char LM size {size!r}; valid: {sorted(CHAR_LM_CONFIGS)}")
+    return DATA_DIR / f"char_lm_{size}.pt"
+
+
+def load_char_lm(size: str) -> CharLM:
+    """The shipped, trained :class:`CharLM` of ``size`` (``"device"`` or ``"cloud"``), in eval mode, fp32.
+
+    Checkpoints are bf16 state dicts (half the bytes of fp32); the weights are cast back to fp32 here, and
+    the validation losses in ``_data/char_lm_curves.json`` were measured on exactly these weights.
+    """
+    path = char_lm_checkpoint(size)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = CharLM(CHAR_LM_CONFIGS[size])
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.eval()
+
+
+def char_lm_curves() -> dict:
+    """The training record of the shipped models (``_data/char_lm_curves.json``): per size, the config,
+    parameter count, steps, training and validation losses (nats per character) along training, the
+    final validation loss of the shipped weights, and the command and time it took."""
+    return json.loads((DATA_DIR / "char_lm_curves.json").read_text())

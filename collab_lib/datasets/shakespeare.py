@@ -104,3 +104,17 @@ def shakespeare_users(
         ys.append(y)
         names.append(f"{roles[i].play}/{roles[i].role}")
     return UserDatasets(tuple(xs), tuple(ys), tuple(names))
+
+
+HELD_OUT_PLAYS = ("macbeth", "the-tempest", "twelfth-night")
+"""Plays held out from language-model training (about 6% of the characters): validation text and prompts
+that the shipped character LMs (:func:`collab_lib.models.load_char_lm`) never saw."""
+
+
+def lm_text(split: str) -> str:
+    """One stream of text for language modelling: every role's text, in file order, separated by a blank
+    line. ``split="train"`` gives the plays not in :data:`HELD_OUT_PLAYS`, ``"validation"`` those three."""
+    if split not in ("train", "validation"):
+        raise ValueError(f"split must be 'train' or 'validation', got {split!r}")
+    held_out = split == "validation"
+    return "\n\n".join(r.text for r in load_roles() if (r.play in HELD_OUT_PLAYS) == held_out)
