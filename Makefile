@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install "$(TORCH_SPEC)"
-	$(PY) -m pip install -e ".[lab,book,dev]"
+	$(PY) -m pip install -e ".[lab,book,dev,scale]"
 	touch $@
 
 # Headless Chromium for the browser test (Debian's package; Playwright must not download its own).

@@ -28,7 +28,7 @@ def _requirement(line: str) -> tuple[str, str]:
 def test_environment_yml_lists_the_packages_of_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = list(project["dependencies"])
-    for extra in ("lab", "book", "dev"):
+    for extra in ("lab", "book", "dev", "scale"):
         wanted += project["optional-dependencies"][extra]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_sections = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
