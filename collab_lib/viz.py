@@ -172,9 +172,11 @@ GLUE_PREFIX = "application/papermill.record/"
 def glue(name: str, value: object, display: bool = False) -> None:
     """Store ``value``'s display form in the lab's outputs under ``name``, for a chapter to quote.
 
-    A chapter pastes it with MyST-NB's glue roles, e.g. ``{glue:text}`labs/02_hardware/roofline_llm::key```
-    or a ``{glue:md}`` directive for a Markdown table, so numbers in the text are the ones the library
-    computed. Same output format as ``myst_nb.glue`` (which labs cannot import on Colab).
+    A chapter pastes it with MyST-NB's glue roles, e.g.
+    ``{glue:text}`../../labs/02_hardware/roofline_llm.ipynb::key:s``` (the notebook's path relative to the
+    chapter, then the key, then a format spec: MyST-NB splits the spec off at the last colon, and ``s``
+    also strips a string's quotes), or a ``{glue:any}`` directive with ``:doc:`` for a table, so numbers
+    in the text are the ones the library computed. Same output format as ``myst_nb.glue`` (which labs cannot import on Colab).
     """
     from IPython.core.formatters import format_display_data
     from IPython.display import display as ipy_display

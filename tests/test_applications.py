@@ -1,0 +1,167 @@
+"""Chapter 8's application modules against hand computations, brute force and scikit-learn."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from collab_lib.applications import assistant, checks, reranking
+from collab_lib.datasets.recsys import RecsysConfig, click_probability, generate
+from collab_lib.models import CharLM, CharLMConfig
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate(RecsysConfig(num_users=30, num_items=60, num_categories=4, sessions_per_user=3,
+                                 impressions_per_session=12.0, base_ctr=0.3), seed=3)
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 3.0, 7.5, 60.0])
+def test_session_counts_match_brute_force(data, delay_s):
+    clicks, shows = reranking.session_counts(data, delay_s)
+    sid, t = data.session_id.numpy(), data.timestamp_s.numpy()
+    cat, y = data.category_id.numpy(), data.click.numpy()
+    for i in range(0, data.num_impressions, 7):
+        ref_c, ref_s = np.zeros(4), np.zeros(4)
+        for j in range(i):
+            if sid[j] == sid[i] and t[j] <= t[i] - delay_s:
+                ref_s[cat[j]] += 1
+                ref_c[cat[j]] += y[j]
+        np.testing.assert_array_equal(clicks[i], ref_c)
+        np.testing.assert_array_equal(shows[i], ref_s)
+
+
+def test_same_category_feature_agrees_with_the_labs_reference(data):
+    # The check's brute force (per session, in positions) and the library (per row, in seconds) agree.
+    gap = data.config.seconds_between_impressions
+    clicks, _ = reranking.session_counts(data, 3 * gap)
+    sid, cat, y = data.session_id.numpy(), data.category_id.numpy(), data.click.numpy()
+    for s in np.unique(sid)[:10]:
+        r = np.flatnonzero(sid == s)
+        ref = checks.reference_same_category_clicks(cat[r], y[r], 3)
+        np.testing.assert_array_equal(clicks[r, cat[r]], ref)
+
+
+def test_long_term_stats_by_hand(data):
+    h = data.timestamp_s.numpy() < data.config.horizon_s / 2
+    st = reranking.long_term_stats(data, h, smoothing=2.0)
+    y, u, c, it = (data.click.numpy().astype(np.float64)[h], data.user_id.numpy()[h], data.category_id.numpy()[h],
+                   data.item_id.numpy()[h])
+    p = y.mean()
+    sel = (u == 4) & (c == 1)
+    assert math.isclose(st.user_category[4, 1], math.log((y[sel].sum() + 2 * p) / (sel.sum() + 2)))
+    sel = it == it[0]
+    assert math.isclose(st.item[it[0]], math.log((y[sel].sum() + 2 * p) / (sel.sum() + 2)))
+
+
+def test_fit_logistic_matches_sklearn():
+    from sklearn.linear_model import LogisticRegression
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3)) * [1.0, 2.0, 0.5]
+    y = (rng.uniform(size=400) < 1 / (1 + np.exp(-(X @ [1.0, -0.5, 2.0] + 0.3)))).astype(float)
+    l2 = 0.01
+    w = reranking.fit_logistic(X, y, l2=l2)
+    ref = LogisticRegression(C=1 / (l2 * len(X)), tol=1e-10, max_iter=1000).fit(X, y)
+    np.testing.assert_allclose(w[:-1], ref.coef_[0], atol=1e-5)
+    assert abs(w[-1] - ref.intercept_[0]) < 1e-5
+
+
+def test_simulate_feed_expected_clicks_by_hand():
+    # Without drift and noise the interest stays theta_u; zero weights keep the logged order (argmax ties
+    # pick the first candidate), so the expected clicks are a sum of click probabilities we can write out.
+    cfg = RecsysConfig(num_users=5, num_items=20, num_categories=3, sessions_per_user=2,
+                       impressions_per_session=6.0, drift=0.0, noise=0.0)
+    d = generate(cfg, seed=1)
+    h = np.zeros(d.num_impressions, dtype=bool)
+    h[:5] = True
+    st = reranking.long_term_stats(d, h)
+    sessions = np.array([0, 3, 7])
+    out = reranking.simulate_feed(d, sessions, st, np.zeros(len(reranking.FEATURES) + 1), 0.0, seed=0)
+    for k, s in enumerate(sessions):
+        r = np.flatnonzero(d.session_id.numpy() == s)
+        u = int(d.user_id[r[0]])
+        p = click_probability(d.user_interest[u, d.category_id[r]], d.item_quality[d.item_id[r]] +
+                              d.user_propensity[u], torch.arange(len(r)), cfg)
+        assert math.isclose(out.expected_clicks[k], float(p.sum()), rel_tol=1e-6)
+        assert out.impressions[k] == len(r)
+
+
+def test_oracle_beats_logged_order_and_gain_definition(data):
+    h = data.timestamp_s.numpy() < data.config.horizon_s / 2
+    st = reranking.long_term_stats(data, h)
+    sessions = reranking.session_ids(data, ~h)
+    logged = reranking.simulate_feed(data, sessions, st, np.zeros(len(reranking.FEATURES) + 1), 0.0, seed=2)
+    oracle = reranking.simulate_feed(data, sessions, st, None, 0.0, seed=2)
+    assert reranking.ctr_gain(oracle, logged) > 0
+    assert math.isclose(reranking.ctr_gain(oracle, logged),
+                        oracle.expected_clicks.sum() / logged.expected_clicks.sum() - 1)
+
+
+def test_route_and_evaluate_by_hand():
+    d = np.array([0.1, 0.9, 0.9, 0.9, 0.5])
+    private = np.array([False, False, True, False, False])
+    online = np.array([True, True, True, False, True])
+    np.testing.assert_array_equal(assistant.route(d, private, online, 0.5), [0, 1, 0, 0, 1])
+    np.testing.assert_array_equal(assistant.route(d, private, online, 0.5, "speculative"), [0, 2, 0, 0, 2])
+    modes = np.array([0, 1, 2])
+    costs = assistant.AssistantCosts(device_step_s=0.01, cloud_step_s=0.02, rtt_s=np.array([0.1, 0.05, 0.2]),
+                                     gamma=4)
+    out = assistant.evaluate(modes, np.array([0.4, 0.4, 0.4]), np.array([0.6, 0.7, 0.8]),
+                             np.array([9.0, 9.0, 3.0]), 10, costs)
+    assert math.isclose(out.quality, (0.4 + 0.7 + 0.8) / 3)
+    assert math.isclose(out.cloud_passes, (0 + 10 + 3) / 3)
+    lat = [10 * 0.01, 0.05 + 10 * 0.02, 3 * (4 * 0.01 + 0.2 + 0.02)]
+    assert math.isclose(out.latency_s, sum(lat) / 3)
+    assert out.share == {"device": 1 / 3, "cloud": 1 / 3, "speculative": 1 / 3}
+    with pytest.raises(ValueError, match="hard_mode"):
+        assistant.route(d, private, online, 0.5, "edge")
+
+
+def _tiny_lm(seed):
+    torch.manual_seed(seed)
+    return CharLM(CharLMConfig(vocab_size=80, context_len=64, d_model=16, num_heads=2, num_layers=1,
+                               d_ff=32)).eval()
+
+
+def test_requests_scores_and_rounds():
+    text = torch.randint(0, 80, (500,), generator=torch.Generator().manual_seed(0))
+    r = assistant.make_requests(text, 5, 12, 8, seed=1)
+    starts = [int(np.flatnonzero([torch.equal(text[s:s + 12], p) for s in range(480)])[0]) for p in r.prompts]
+    for s, a in zip(starts, r.answers):
+        assert torch.equal(text[s + 12:s + 20], a)
+    lm = _tiny_lm(0)
+    nll, acc = assistant.score_requests(lm, r)
+    with torch.no_grad():  # the same numbers, one request and one position at a time
+        for k in range(5):
+            ids = torch.cat([r.prompts[k], r.answers[k]])
+            lp = torch.log_softmax(lm(ids[None, :-1])[0].double(), -1)
+            assert math.isclose(nll[k], -float(lp[torch.arange(11), ids[1:12]].mean()), rel_tol=1e-6)
+            assert math.isclose(acc[k], float((lp[11:].argmax(-1) == ids[12:]).double().mean()))
+    # A draft identical to the target is always accepted: each round yields gamma + 1 tokens.
+    rounds = assistant.speculative_rounds(lm, lm, r, gamma=3)
+    np.testing.assert_array_equal(rounds, np.full(5, math.ceil(8 / 4)))
+
+
+def test_checks_accept_right_reject_wrong_and_wait_for_none():
+    def right_clicks(cat, click, lag):
+        return checks.reference_same_category_clicks(cat, click, lag)
+
+    def wrong_clicks(cat, click, lag):  # includes the current position's own click
+        return np.array([sum(click[j] for j in range(i + 1) if cat[j] == cat[i]) for i in range(len(cat))])
+
+    assert checks.check_same_category_clicks(right_clicks).startswith("correct")
+    assert checks.check_same_category_clicks(lambda *a: None).startswith("not attempted")
+    with pytest.raises(AssertionError, match="position"):
+        checks.check_same_category_clicks(wrong_clicks)
+
+    def right_route(d, p, o, t):
+        return (d >= t) & ~p & o
+
+    def wrong_route(d, p, o, t):  # forgets the network
+        return (d >= t) & ~p
+
+    assert checks.check_route(right_route).startswith("correct")
+    assert checks.check_route(lambda *a: None).startswith("not attempted")
+    with pytest.raises(AssertionError, match="online=False"):
+        checks.check_route(wrong_route)
