@@ -3,6 +3,12 @@
 * :mod:`~collab_lib.parameter_based.fedavg` — FedAvg, FedProx and server momentum; client sampling,
   dropout and stragglers; a batched engine (``torch.func.vmap``) and the per-client reference loop.
 * :mod:`~collab_lib.parameter_based.compress` — quantized and sparsified updates with error feedback.
+* :mod:`~collab_lib.parameter_based.personalize` — local fine-tuning, FedPer (shared body, personal head)
+  and Ditto; per-user evaluation and device FLOP counts.
+* :mod:`~collab_lib.parameter_based.dccl` — DCCL's MetaPatch (a per-user patch on a frozen cloud model) and
+  MoMoDistill (distilling the patched models back into the cloud model).
+* :mod:`~collab_lib.parameter_based.duet` — DUET: a cloud hypernetwork generates a device's last layer from
+  an embedding of its recent data.
 * :mod:`~collab_lib.parameter_based.flower_app` — the same client update and aggregation as a Flower
   ClientApp/ServerApp (optional extra ``[scale]``; the only module that imports ``flwr``).
 
