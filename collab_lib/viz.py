@@ -43,6 +43,7 @@ WHERE_COLORS = {"device": COLORS[2], "split": COLORS[1], "cloud": COLORS[0]}
 
 FIG_CONFIG = {"displaylogo": False, "responsive": True}
 
+#: Significant digits kept for numbers written into a figure.
 SIGNIFICANT_DIGITS = 6
 
 _counter = itertools.count()

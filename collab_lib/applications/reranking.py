@@ -124,7 +124,7 @@ def rerank_features(data: RecsysData, stats: LongTermStats, delay_s: float) -> n
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 25) -> np.ndarray:
-    """Weights (F + 1,), bias last, minimising mean log-loss + ``l2``/2 |w|^2 (bias not penalised), by
+    """Weights (F + 1,), bias last, minimising mean log-loss + ``l2``/2 ``|w|^2`` (bias not penalised), by
     Newton's method (iteratively reweighted least squares). ``X`` is (N, F), ``y`` (N,) in {0, 1}."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)

@@ -28,6 +28,7 @@ import torch
 
 from collab_lib.seed import generator
 
+#: Names of the selection strategies :func:`select` dispatches to.
 STRATEGIES = ("random", "uncertainty", "diversity")
 
 

@@ -51,6 +51,7 @@ def encode(text: str) -> torch.Tensor:
 
 
 def decode(ids: torch.Tensor) -> str:
+    """Turn a 1-D tensor of vocabulary ids back into text (the inverse of :func:`encode`)."""
     return "".join(VOCAB[i] for i in ids.tolist())
 
 

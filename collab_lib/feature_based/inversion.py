@@ -127,7 +127,7 @@ def clip_and_noise(grads: Sequence[torch.Tensor], clip_norm: float, noise_multip
 
 def train_decoder(features: torch.Tensor, images: torch.Tensor, hidden: int, epochs: int, lr: float,
                   seed: int, batch_size: int = 64) -> nn.Sequential:
-    """The attacker's inverse network g: (N, d) features -> images shaped like ``images`` (N, *s), in [0, 1].
+    """The attacker's inverse network g: (N, d) features -> images shaped like ``images`` ``(N, *s)``, in [0, 1].
 
     An MLP d -> hidden -> hidden -> prod(s) with ReLU and a final sigmoid (pixels lie in [0, 1]), trained
     with Adam on the mean squared error between g(features) and images. Initialisation and batch order
@@ -191,7 +191,7 @@ def analytic_input(weight_grad: torch.Tensor, bias_grad: torch.Tensor) -> torch.
 
 @dataclass(frozen=True)
 class DLGResult:
-    """``x``: (1, *input_shape) reconstruction; ``label``: the label used or found; ``distance``: final
+    """``x``: ``(1, *input_shape)`` reconstruction; ``label``: the label used or found; ``distance``: final
     gradient distance D."""
 
     x: torch.Tensor

@@ -3,7 +3,7 @@
 Split learning (Gupta and Raskar, J. Netw. Comput. Appl. 2018; Vepakomma et al., 2018, arXiv:1812.00564)
 cuts a network f = f_cloud . f_device after layer k. One training step on a batch (x, y) of B samples:
 
-1. device: h = f_device(x), shape (B, *a_k); send h up                         (B q_k values)
+1. device: h = f_device(x), shape ``(B, *a_k)``; send h up                     (B q_k values)
 2. cloud:  loss = L(f_cloud(h), y); backpropagate to dL/dh; send dL/dh down      (B q_k values)
 3. device: backpropagate dL/dh through f_device; both sides update their weights.
 
@@ -83,7 +83,7 @@ def split_step(device: nn.Module, cloud: nn.Module, x: torch.Tensor, y: torch.Te
     """Run one forward and backward pass as the two parties would; leave the gradients in ``.grad``.
 
     ``x``: (B, ...) device inputs; ``y``: (B,) labels. The cloud only ever sees a detached copy of the
-    activations ``h`` (B, *a_k), and the device only the cloud's ``dL/dh`` (same shape): the autograd graph is
+    activations ``h`` ``(B, *a_k)``, and the device only the cloud's ``dL/dh`` (same shape): the autograd graph is
     cut at the link, as it is between two machines. Gradients accumulate into existing ``.grad`` as with
     ``loss.backward()``; the caller zeroes them and steps the optimizers.
     """

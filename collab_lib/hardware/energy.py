@@ -152,6 +152,9 @@ _3G_TAIL_S = 4.0 + 10.0
 _3G_TAIL_W = (4.0 * 1.30 + 10.0 * 0.30) / _3G_TAIL_S  # 0.586 W
 _FLAT = "assumed: flat active power while transferring, no per-Mbit/s term (as ARO models this radio)"
 
+#: Radio power models by link type, each constant with its source.
+#:
+#: :meta hide-value:
 RADIOS: Mapping[str, RadioPowerModel] = MappingProxyType(
     {
         "3g": RadioPowerModel(

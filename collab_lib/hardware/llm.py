@@ -187,10 +187,12 @@ FORMATS: Mapping[str, WeightFormat] = MappingProxyType(
 
 
 def get_model(key: str) -> TransformerSpec:
+    """The catalog entry of model ``key`` in ``MODELS``; raises ``ValueError`` naming the valid keys."""
     return lookup(MODELS, key, "model")
 
 
 def get_format(key: str) -> WeightFormat:
+    """The catalog entry of weight format ``key`` in ``FORMATS``; raises ``ValueError`` naming the valid keys."""
     return lookup(FORMATS, key, "weight format")
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
+#: Number formats a device's peak-throughput table may name.
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "int4")
 
 
@@ -108,6 +109,9 @@ _RPI5_FP32 = 4 * 2.4 * 2 * 8 * GIGA  # 153.6 GFLOP/s
 # and SMLAD does two 16-bit multiply-adds (CMSIS-NN runs int8 layers on it) per cycle.
 _STM32_HZ = 216e6
 
+#: The device catalog: key -> :class:`DeviceSpec`, each number with its source.
+#:
+#: :meta hide-value:
 DEVICES: Mapping[str, DeviceSpec] = MappingProxyType(
     {
         "snapdragon-8-gen-3": DeviceSpec(
@@ -247,6 +251,9 @@ DEVICES: Mapping[str, DeviceSpec] = MappingProxyType(
 _NS_DOWN = "assumed: equal to the uplink (conservative; the source reports the uplink only)"
 _RTT = "assumed: a typical round trip for this link type; no single published figure fits every network"
 
+#: The network-link catalog: key -> :class:`LinkSpec`, each number with its source.
+#:
+#: :meta hide-value:
 LINKS: Mapping[str, LinkSpec] = MappingProxyType(
     {
         "3g": LinkSpec("3G", uplink_bits_per_s=1.1e6, downlink_bits_per_s=1.1e6, rtt_s=0.100,

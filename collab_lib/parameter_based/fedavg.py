@@ -141,7 +141,7 @@ def mlp(in_features: int, hidden: int, num_classes: int, seed: int) -> nn.Sequen
 
 
 def weighted_average(stacked: Mapping[str, torch.Tensor], weights: torch.Tensor) -> Params:
-    """sum_k w_k x_k / sum_k w_k for each tensor; ``stacked[name]`` has shape (K, *shape), ``weights`` (K,).
+    """sum_k w_k x_k / sum_k w_k for each tensor; ``stacked[name]`` has shape ``(K, *shape)``, ``weights`` (K,).
 
     FedAvg passes w_k = n_k, the number of training samples of client k.
     """
@@ -253,7 +253,7 @@ def local_update_batched(model: nn.Module, global_params: Params, xs: list[torch
     """All clients' updates at once; same result as :func:`local_update` per client, up to float rounding.
 
     Client i holds ``xs[i]`` (n_i, ...) and ``ys[i]`` (n_i,) and runs ``batches[i]``. Returns stacked
-    parameters, ``out[name]`` of shape (K, *shape).
+    parameters, ``out[name]`` of shape ``(K, *shape)``.
     """
     K, S = len(xs), max(len(b) for b in batches)
     B = max(len(idx) for b in batches for idx in b)
@@ -335,7 +335,7 @@ ENGINES = ("batched", "loop")
 
 def local_updates(model: nn.Module, global_params: Params, train: UserDatasets, config: FedConfig,
                   plan: RoundPlan, round_idx: int, engine: str = "batched") -> tuple[Params, torch.Tensor]:
-    """Parameters after local training of every client in ``plan.answered``, stacked: name -> (a, *shape),
+    """Parameters after local training of every client in ``plan.answered``, stacked: name -> ``(a, *shape)``,
     and their weights n_k, shape (a,). Needs at least one answering client."""
     ids = [int(k) for k in plan.answered]
     sizes = [len(train.ys[k]) for k in ids]
@@ -358,7 +358,7 @@ class Codec(Protocol):
 
     ``downlink(params)`` returns the model as the devices receive it and the bytes sent to each device;
     ``uplink(round_idx, client_ids, deltas)`` takes the stacked updates w^k - (received model), name ->
-    (a, *shape), and returns them as the server receives them and the total bytes sent up.
+    ``(a, *shape)``, and returns them as the server receives them and the total bytes sent up.
     """
 
     def downlink(self, params: Params) -> tuple[Params, int]: ...

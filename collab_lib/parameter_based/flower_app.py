@@ -110,6 +110,7 @@ def to_run_config(task: SyntheticTask, config: FedConfig) -> dict[str, float | i
 
 
 def from_run_config(run_config: dict) -> tuple[SyntheticTask, FedConfig]:
+    """The task and federated configuration a Flower run config describes (keys with ``-`` for ``_``)."""
     task = SyntheticTask(**{k.replace("-", "_"): t(run_config[k]) for k, t in _TASK_KEYS.items()})
     config = FedConfig(**{k.replace("-", "_"): t(run_config[k]) for k, t in _FED_KEYS.items()})
     return task, config

@@ -51,7 +51,7 @@ _POLL_S = 0.1  # how often an idle server checks for a stop request or a dead pa
 def split_model(model: nn.Sequential, split: int) -> tuple[nn.Sequential, nn.Sequential]:
     """The device part (the first ``split`` layers) and the cloud part (the rest) of ``model``.
 
-    ``split`` counts layers run on the device, as :attr:`~collab_lib.system.partition.SplitLatency.split`:
+    ``split`` counts layers run on the device, as ``split`` of :class:`~collab_lib.system.partition.SplitLatency`:
     0 is cloud only, ``len(model)`` device only. The parts share their layers with ``model``.
     """
     if not isinstance(model, nn.Sequential):
