@@ -62,3 +62,31 @@ def check_route(fn) -> str:
                                f"online={bool(o[bad[0]])}, threshold {t:.3f}: you send it to the cloud = "
                                f"{bool(got[bad[0]])}, expected {bool(ref[bad[0]])}")
     return "correct: private and offline requests stay on the phone, the rest go up at difficulty >= threshold"
+
+
+def reference_coverage(intervals: np.ndarray, detected: np.ndarray) -> float:
+    """Brute force: share of ``[stream, start, end)`` rows of ``intervals`` with a True frame of ``detected``
+    (S, T) inside."""
+    hit = [any(detected[s, t] for t in range(a, b)) for s, a, b in np.asarray(intervals).tolist()]
+    return float(np.mean(hit))
+
+
+def check_coverage(fn) -> str:
+    """``fn(intervals, detected) -> float``: highlight coverage of the livestream lab."""
+    rng = np.random.default_rng(7)
+    if fn(np.array([[0, 1, 3]]), np.zeros((1, 5), dtype=bool)) is None:
+        return "not attempted yet: fill in my_coverage above"
+    for trial in range(50):
+        S, T = int(rng.integers(1, 5)), int(rng.integers(5, 30))
+        rows = []
+        for s in range(S):
+            a = int(rng.integers(0, T - 1))
+            rows.append((s, a, int(rng.integers(a + 1, T + 1))))
+        intervals = np.array(rows, dtype=np.int64)
+        detected = rng.uniform(size=(S, T)) < rng.choice([0.02, 0.1, 0.3])
+        got, ref = float(fn(intervals, detected)), reference_coverage(intervals, detected)
+        assert abs(got - ref) < 1e-12, (
+            f"intervals {intervals.tolist()}, detected frames {[np.flatnonzero(r).tolist() for r in detected]}: "
+            f"you return {got:.4f}, expected {ref:.4f} (a highlight [stream, start, end) counts once if any "
+            "frame start <= t < end of its stream is detected; end is excluded)")
+    return "correct: your coverage matches a brute-force count on 50 random cases"
