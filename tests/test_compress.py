@@ -22,12 +22,7 @@ from collab_lib.parameter_based.fedavg import FedConfig, federate, get_params, m
 from collab_lib.seed import generator
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 def test_stochastic_quantization_is_unbiased_and_on_the_grid():

@@ -29,13 +29,7 @@ from collab_lib.parameter_based.fedavg import (
 from collab_lib.seed import generator
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one torch thread is fastest and does not fight other processes for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 def unequal_clients(sizes=(3, 17, 40), dim=5, classes=3, seed=0) -> UserDatasets:

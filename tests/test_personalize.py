@@ -40,13 +40,7 @@ from collab_lib.seed import generator
 HEAD = ("3.weight", "3.bias")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one torch thread is fastest and does not fight other processes for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 def unequal_users(sizes=(7, 23, 41), dim=5, classes=3, seed=0) -> UserDatasets:

@@ -27,14 +27,7 @@ from collab_lib.system.speculative import (
 NEG_INF = float("-inf")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Thousands of tiny tensor ops: a second intra-op thread only adds synchronisation (and on a busy
-    # 2-core machine, a lot of it).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 def rigged(rows: list[dict[int, float]], vocab: int, fill: float = -10.0) -> torch.Tensor:

@@ -21,13 +21,7 @@ from collab_lib.feature_based.split_learning import (
 from collab_lib.seed import generator
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is fastest and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 def cnn(seed: int) -> nn.Sequential:

@@ -333,7 +333,7 @@ def transfer_energy_per_request_j(
     if any(not (r > 0).all() for r in rates):
         raise ValueError("uplink_bits_per_s and downlink_bits_per_s must be > 0")
     parts = _radio_parts(arrays[0], arrays[1], rates[0], rates[1], radio, include_tail, arrays[2])
-    return np.asarray(parts.promotion_j + parts.transfer_j + parts.wait_j + parts.tail_j)
+    return np.asarray(parts.total_j)
 
 
 def transfer_energy_j(

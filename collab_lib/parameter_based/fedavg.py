@@ -248,6 +248,29 @@ def local_update(model: nn.Module, global_params: Params, x: torch.Tensor, y: to
     return get_params(model)
 
 
+def padded_batches(
+    xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor], batches: Sequence[Sequence[Sequence[int]]]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every client's local steps as one padded tensor, for running all clients at once with ``vmap``.
+
+    Client i holds ``xs[i]`` (n_i, ...) and ``ys[i]`` (n_i,); ``batches[i][s]`` are the row indices of its
+    step s. Returns ``xb`` (K, S, B, ...), ``yb`` (K, S, B) and ``mask`` (K, S, B), 1 for a real sample and
+    0 for padding, with S the most steps and B the largest batch of any client.
+    """
+    K, S = len(xs), max(len(b) for b in batches)
+    B = max((len(idx) for b in batches for idx in b), default=1)
+    x_all, y_all = torch.cat(list(xs)), torch.cat(list(ys))                 # (N, ...), (N,) all clients
+    offsets = np.cumsum([0] + [len(y) for y in ys[:-1]])                    # client i starts at offsets[i]
+    idx = np.zeros((K, S, B), dtype=np.int64)                               # (K, S, B) rows of x_all
+    mask = np.zeros((K, S, B), dtype=np.float32)                            # (K, S, B) 1 = real sample
+    for i, b in enumerate(batches):
+        for s, ids in enumerate(b):
+            idx[i, s, : len(ids)] = offsets[i] + np.asarray(ids)
+            mask[i, s, : len(ids)] = 1.0
+    idx_t = torch.from_numpy(idx)
+    return x_all[idx_t], y_all[idx_t], torch.from_numpy(mask).to(x_all.dtype)
+
+
 def local_update_batched(model: nn.Module, global_params: Params, xs: list[torch.Tensor], ys: list[torch.Tensor],
                          batches: list[list[np.ndarray]], lr: float, mu: float) -> Params:
     """All clients' updates at once; same result as :func:`local_update` per client, up to float rounding.
@@ -256,17 +279,7 @@ def local_update_batched(model: nn.Module, global_params: Params, xs: list[torch
     parameters, ``out[name]`` of shape ``(K, *shape)``.
     """
     K, S = len(xs), max(len(b) for b in batches)
-    B = max(len(idx) for b in batches for idx in b)
-    x_all, y_all = torch.cat(xs), torch.cat(ys)                             # (N, ...), (N,) all clients
-    offsets = np.cumsum([0] + [len(y) for y in ys[:-1]])                    # client i starts at offsets[i]
-    idx = np.zeros((K, S, B), dtype=np.int64)                               # (K, S, B) rows of x_all
-    mask = np.zeros((K, S, B), dtype=np.float32)                            # (K, S, B) 1 = real sample
-    for i, b in enumerate(batches):
-        for s, ids in enumerate(b):
-            idx[i, s, : len(ids)] = offsets[i] + np.asarray(ids)
-            mask[i, s, : len(ids)] = 1.0
-    idx_t, mask_t = torch.from_numpy(idx), torch.from_numpy(mask).to(x_all.dtype)
-    xb, yb = x_all[idx_t], y_all[idx_t]                                     # (K, S, B, ...), (K, S, B)
+    xb, yb, mask_t = padded_batches(xs, ys, batches)                        # (K, S, B, ...), (K, S, B) x2
 
     def loss(p: Params, xk: torch.Tensor, yk: torch.Tensor, mk: torch.Tensor) -> torch.Tensor:
         ce = F.cross_entropy(functional_call(model, p, (xk,)), yk, reduction="none")  # (B,)
@@ -283,7 +296,7 @@ def local_update_batched(model: nn.Module, global_params: Params, xs: list[torch
     for s in range(S):
         leaves = {n: p.requires_grad_(True) for n, p in params.items()}
         g = torch.autograd.grad(losses(leaves, xb[:, s], yb[:, s], mask_t[:, s]).sum(), list(leaves.values()))
-        active = (mask_t[:, s].sum(dim=1) > 0).to(x_all.dtype)             # (K,) clients still training
+        active = (mask_t[:, s].sum(dim=1) > 0).to(mask_t.dtype)             # (K,) clients still training
         with torch.no_grad():
             params = {n: p - lr * active.view(-1, *[1] * (p.ndim - 1)) * g_n
                       for (n, p), g_n in zip(leaves.items(), g)}

@@ -51,6 +51,7 @@ from collab_lib.parameter_based.fedavg import (
     full_steps,
     get_params,
     plan_round,
+    padded_batches,
     weighted_average,
 )
 
@@ -148,17 +149,7 @@ def sgd_per_user(model: nn.Module, start: Stacked, xs: Sequence[torch.Tensor], y
     if bad:
         raise ValueError(f"start: {bad} do not have {K} users on their first axis")
     S = max(len(b) for b in batches)
-    B = max((len(idx) for b in batches for idx in b), default=1)
-    x_all, y_all = torch.cat(list(xs)), torch.cat(list(ys))                    # (N, ...), (N,)
-    offsets = np.cumsum([0] + [len(y) for y in ys[:-1]])
-    idx = np.zeros((K, S, B), dtype=np.int64)                                  # (K, S, B) rows of x_all
-    mask = np.zeros((K, S, B), dtype=np.float32)                               # 1 = real sample
-    for i, b in enumerate(batches):
-        for s, ids in enumerate(b):
-            idx[i, s, : len(ids)] = offsets[i] + np.asarray(ids)
-            mask[i, s, : len(ids)] = 1.0
-    idx_t, mask_t = torch.from_numpy(idx), torch.from_numpy(mask).to(x_all.dtype)
-    xb, yb = x_all[idx_t], y_all[idx_t]                                        # (K, S, B, ...), (K, S, B)
+    xb, yb, mask_t = padded_batches(xs, ys, batches)                           # (K, S, B, ...), (K, S, B) x2
 
     def loss(p: Params, xk: torch.Tensor, yk: torch.Tensor, mk: torch.Tensor) -> torch.Tensor:
         ce = F.cross_entropy(functional_call(model, p, (xk,)), yk, reduction="none")  # (B,)
