@@ -23,8 +23,11 @@ OPTIONAL = {"collab_lib.parameter_based.flower_app": "flwr"}  # module -> the pa
 
 
 def modules() -> list[str]:
+    """Every public module of the library (a module whose name starts with _ is private, as in Python)."""
     names = [collab_lib.__name__]
     for info in pkgutil.walk_packages(collab_lib.__path__, collab_lib.__name__ + "."):
+        if any(part.startswith("_") for part in info.name.split(".")):
+            continue
         needs = OPTIONAL.get(info.name)
         if needs is None or importlib.util.find_spec(needs) is not None:
             names.append(info.name)

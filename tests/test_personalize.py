@@ -23,7 +23,6 @@ from collab_lib.parameter_based.fedavg import (
 )
 from collab_lib.parameter_based.personalize import (
     PersonalConfig,
-    check_ditto_step,
     ditto,
     ditto_step,
     fedper,
@@ -184,7 +183,7 @@ def test_device_embedding_by_hand_and_generated_models():
         HyperConfig(support_fraction=1.0)
 
 
-# --- Compute, checks, errors -----------------------------------------------------------------------------------
+# --- Compute, errors -------------------------------------------------------------------------------------------
 
 
 def test_flop_counts_by_hand():
@@ -194,13 +193,6 @@ def test_flop_counts_by_hand():
     assert mlp_train_flops(60, 32, 10, "patch") == 4480 + 2 * 32 * 10 + 4 * 32
     with pytest.raises(ValueError, match="part"):
         mlp_train_flops(60, 32, 10, "body")
-
-
-def test_check_ditto_step_accepts_the_library_and_rejects_a_plain_gradient_step():
-    assert check_ditto_step(ditto_step).startswith("correct")
-    assert check_ditto_step(lambda v, g, w, lr, lam: None).startswith("not attempted")
-    with pytest.raises(AssertionError):
-        check_ditto_step(lambda v, g, w, lr, lam: v - lr * (g + lam * (v - w)))
 
 
 def test_bad_inputs_name_the_parameter():
