@@ -109,3 +109,37 @@ def test_nbval_markers_are_ones_nbval_recognises(lab):
         for line in lines:
             assert any(re.fullmatch(rf"#\s*{pattern}", line) for pattern in comment_markers), (
                 f"{line!r} is not an nbval marker nbval recognises; put the explanation on the next line")
+
+
+def _check_functions() -> dict[str, str]:
+    """Name -> module of every ``check_*`` function in a ``collab_lib.<package>.checks`` module."""
+    import importlib
+    import pkgutil
+
+    import collab_lib
+
+    found = {}
+    for info in pkgutil.walk_packages(collab_lib.__path__, collab_lib.__name__ + "."):
+        if info.name.endswith(".checks"):
+            module = importlib.import_module(info.name)
+            found.update({name: info.name for name in vars(module) if name.startswith("check_")})
+    return found
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_lab_ends_with_a_check_from_the_library_that_the_tests_run(lab):
+    """The must-hold of the labs: each ends with a check cell that tests the learner's code, with the check in
+    the library (a check defined in a notebook is never run against a wrong answer) and called by the tests."""
+    nb = json.loads(lab.read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert not any(re.search(r"^def check_\w+", src, re.M) for src in code), (
+        "define the check in a collab_lib checks module, not in the lab")
+    called = {name for src in code[-2:] for name in re.findall(r"^(check_\w+)\(", src, re.M)}
+    assert called, "one of the last two code cells must call the lab's check_* function"
+    library = _check_functions()
+    tests_text = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py") if p.name != Path(__file__).name)
+    for name in called:
+        assert name in library, f"{name} is not a check_* function of a collab_lib ...checks module"
+        assert any(re.search(rf"from {re.escape(library[name])} import[^)]*\b{name}\b", src) for src in code), (
+            f"import {name} from {library[name]}")
+        assert re.search(rf"\b{name}\(", tests_text), f"no test in tests/ runs {name}"
