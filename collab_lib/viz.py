@@ -205,6 +205,7 @@ def add_vline(fig: go.Figure, x: float, label: str, dash: str = "dot") -> go.Fig
     plotly.py's ``add_vline(annotation_text=...)`` places the label at ``x`` in axis units, which on a log
     axis means 10**x: a label at 64 stretches the axis to 1e64 and squashes every trace. Lines (shapes) take
     data units, annotations log10 units; this helper gives each what it needs.
+    It reads the axis type when called, so set a log axis (``update_xaxes(type="log")``) first.
     """
     log_x = fig.layout.xaxis.type == "log"
     if log_x and x <= 0:
