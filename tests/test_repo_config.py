@@ -14,6 +14,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 ROOT = Path(__file__).resolve().parents[1]
 LABS = sorted(p for p in (ROOT / "labs").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*/index.md"))
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 
 
@@ -143,3 +144,15 @@ def test_lab_ends_with_a_check_from_the_library_that_the_tests_run(lab):
         assert any(re.search(rf"from {re.escape(library[name])} import[^)]*\b{name}\b", src) for src in code), (
             f"import {name} from {library[name]}")
         assert re.search(rf"\b{name}\(", tests_text), f"no test in tests/ runs {name}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.parent.name)
+def test_chapter_has_three_exercises_with_hidden_solutions(chapter):
+    text = chapter.read_text()
+    labels = re.findall(r"^:{3,}\{exercise\}[ \t]*\n(?::label:[ \t]*(\S+))?", text, re.M)
+    assert len(labels) >= 3, f"{len(labels)} exercises; every chapter needs at least 3"
+    assert all(labels), "give every exercise a :label: for its solution to name"
+    solutions = dict(re.findall(r"^:{3,}\{solution\}[ \t]+(\S+)[ \t]*\n((?::\w+:.*\n)*)", text, re.M))
+    for label in labels:
+        assert label in solutions, f"exercise {label} has no solution"
+        assert ":class: dropdown" in solutions[label], f"the solution of {label} must be hidden (:class: dropdown)"
