@@ -44,7 +44,7 @@ lab: install
 	$(VENV)/bin/jupyter lab labs/
 
 execute: install
-	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace labs/*/*.ipynb
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False labs/*/*.ipynb
 
 bench: install
 	@for f in benchmarks/*.py; do [ "$$f" = benchmarks/timing.py ] || { echo "== $$f"; $(PY) $$f || exit 1; }; done

@@ -84,6 +84,9 @@ def test_lab_is_stored_executed_without_errors(lab):
     assert not errors, "stored outputs contain an error"
     streams = [o for c in code for o in c["outputs"] if o.get("name") == "stderr"]
     assert not streams, f"stored outputs contain stderr (warnings?): {streams[:1]}"
+    timed = [i for i, c in enumerate(code) if "execution" in c["metadata"]]
+    assert not timed, (f"code cells {timed} store execution timestamps, which change on every run: execute with "
+                       "`make execute` (nbconvert --ExecutePreprocessor.record_timing=False)")
 
 
 @pytest.mark.parametrize("lab", LABS, ids=lambda p: str(p.relative_to(ROOT)))
