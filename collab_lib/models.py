@@ -85,6 +85,17 @@ def residual_cnn(width: int = 64, blocks_per_stage: int = 2, num_classes: int = 
     return nn.Sequential(*layers)
 
 
+def mlp(in_features: int, hidden: int, num_classes: int, seed: int) -> nn.Sequential:
+    """A one-hidden-layer ReLU MLP (hidden = 0: multinomial logistic regression), initialised from ``seed``."""
+    if in_features < 1 or hidden < 0 or num_classes < 2:
+        raise ValueError(f"need in_features >= 1, hidden >= 0, num_classes >= 2; got {in_features, hidden, num_classes}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if hidden == 0:
+            return nn.Sequential(nn.Flatten(), nn.Linear(in_features, num_classes))
+        return nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
 # --- A character-level transformer language model -----------------------------------------------------
 #
 # A GPT-style decoder (nanoGPT's model.py, shrunk): learned token and position embeddings, pre-LayerNorm

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from collab_lib.datasets.synthetic import fedprox_synthetic
+from collab_lib.models import mlp
 from collab_lib.parameter_based.compress import (
     CompressionConfig,
     Compressor,
@@ -18,7 +19,7 @@ from collab_lib.parameter_based.compress import (
     stochastic_quantize,
     top_k,
 )
-from collab_lib.parameter_based.fedavg import FedConfig, federate, get_params, mlp
+from collab_lib.parameter_based.fedavg import FedConfig, federate, get_params
 from collab_lib.seed import generator
 
 

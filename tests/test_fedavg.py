@@ -13,6 +13,7 @@ from torch import nn
 
 from collab_lib.datasets.synthetic import fedprox_synthetic
 from collab_lib.datasets.users import UserDatasets
+from collab_lib.models import mlp
 from collab_lib.parameter_based.fedavg import (
     FedConfig,
     client_batches,
@@ -21,7 +22,6 @@ from collab_lib.parameter_based.fedavg import (
     get_params,
     local_update,
     local_update_batched,
-    mlp,
     plan_round,
     server_update,
     weighted_average,

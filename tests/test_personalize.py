@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from collab_lib.datasets.users import UserDatasets
+from collab_lib.models import mlp
 from collab_lib.parameter_based.dccl import DistillConfig, PatchedMLP, meta_patch, momo_distill, patched_params
 from collab_lib.parameter_based.duet import HyperConfig, HyperHead, device_embedding, generate_models, train_hypernetwork
 from collab_lib.parameter_based.fedavg import (
@@ -18,7 +19,6 @@ from collab_lib.parameter_based.fedavg import (
     full_steps,
     get_params,
     local_update,
-    mlp,
     weighted_average,
 )
 from collab_lib.parameter_based.personalize import (

@@ -20,7 +20,7 @@ Departures, labelled:
 * DCCL's patches are generated through meta-learning from a shared *meta-patch*, which further reduces the
   parameters per user; ours are trained directly from identity by SGD (:mod:`collab_lib.parameter_based.personalize`'s trainer).
 * DCCL works on recommendation logs and a click-through-rate model; we use any classification data with the
-  one-hidden-layer MLP of :func:`~collab_lib.parameter_based.fedavg.mlp`.
+  one-hidden-layer MLP of :func:`~collab_lib.models.mlp`.
 * The distillation loss, temperature and the mixing weight α are ours (Hinton et al.'s form).
 """
 
@@ -43,7 +43,7 @@ PATCH = ("patch_scale", "patch_shift")
 
 
 class PatchedMLP(nn.Module):
-    """A cloud :func:`~collab_lib.parameter_based.fedavg.mlp` (Flatten, Linear, ReLU, Linear) with a patch
+    """A cloud :func:`~collab_lib.models.mlp` (Flatten, Linear, ReLU, Linear) with a patch
     on its hidden layer: logits = W2 (relu(W1 x + b1) ⊙ (1 + γ) + β) + b2."""
 
     def __init__(self, cloud: nn.Sequential) -> None:

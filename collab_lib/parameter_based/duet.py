@@ -7,7 +7,7 @@ recent data in an embedding e_k and sends it to the cloud; a *hypernetwork* g in
 dynamic part's parameters, which the device plugs in and runs: personalization by a forward pass of g, no
 backpropagation on the device.
 
-Here the static part is the body of a cloud :func:`~collab_lib.parameter_based.fedavg.mlp` (its hidden layer,
+Here the static part is the body of a cloud :func:`~collab_lib.models.mlp` (its hidden layer,
 frozen) and the dynamic part is its last layer (W_k in R^{C x H}, b_k in R^C). The device's embedding is the
 class-conditional sum of its hidden features divided by its sample count,
 

@@ -50,13 +50,13 @@ from flwr.serverapp import Grid, ServerApp
 
 from collab_lib.datasets.synthetic import fedprox_synthetic
 from collab_lib.datasets.users import UserDatasets
+from collab_lib.models import mlp
 from collab_lib.parameter_based.fedavg import (
     FedConfig,
     Params,
     client_batches,
     get_params,
     local_update,
-    mlp,
     plan_round,
     server_update,
     weighted_average,

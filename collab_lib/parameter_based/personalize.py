@@ -106,7 +106,7 @@ def ditto_step(v: torch.Tensor, grad: torch.Tensor, w: torch.Tensor, lr: float, 
 
 
 def mlp_forward_flops(in_features: int, hidden: int, num_classes: int) -> int:
-    """FLOPs of one sample through :func:`~collab_lib.parameter_based.fedavg.mlp`: 2 (d H + H C)."""
+    """FLOPs of one sample through :func:`~collab_lib.models.mlp`: 2 (d H + H C)."""
     return 2 * (in_features * hidden + hidden * num_classes)
 
 
