@@ -159,3 +159,28 @@ def test_chapter_has_three_exercises_with_hidden_solutions(chapter):
     for label in labels:
         assert label in solutions, f"exercise {label} has no solution"
         assert ":class: dropdown" in solutions[label], f"the solution of {label} must be hidden (:class: dropdown)"
+
+
+def _quoted_glue_keys() -> set[tuple[str, str]]:
+    """(lab path relative to the repository, key) of every glued value a page of the book quotes."""
+    quoted = set()
+    for page in (ROOT / "book").rglob("*.md"):
+        text = page.read_text()
+        refs = re.findall(r"\{glue:\w+\}`([^`]+?\.ipynb)::(\w+)", text)
+        refs += [(doc, key) for key, doc in
+                 re.findall(r"^```\{glue:\w+\} (\w+)\n:doc: (\S+\.ipynb)", text, re.M)]
+        for doc, key in refs:
+            quoted.add((str((page.parent / doc).resolve().relative_to(ROOT)), key))
+    return quoted
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_value_a_lab_glues_is_quoted_by_the_book(lab):
+    """A glued value no page quotes is dead output; one the book quotes but the lab no longer stores fails the
+    book build (-W), so only this direction needs a test."""
+    nb = json.loads(lab.read_text())
+    glued = {o["metadata"]["scrapbook"]["name"] for c in nb["cells"] if c["cell_type"] == "code"
+             for o in c["outputs"] if "scrapbook" in o.get("metadata", {})}
+    path = str(lab.relative_to(ROOT))
+    unquoted = sorted(key for key in glued if (path, key) not in _quoted_glue_keys())
+    assert not unquoted, f"glued but quoted by no page of the book: {unquoted}"

@@ -41,13 +41,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from collab_lib._validate import positive_int
 from collab_lib.seed import generator
-
-
-def _positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _matrix(name: str, x: torch.Tensor) -> None:
@@ -69,7 +64,7 @@ def label_skewed_users(labels: torch.Tensor | np.ndarray, train_pool: np.ndarray
     another's data). Returns ``[(train_idx, test_idx), ...]``, int64 arrays.
     """
     y = np.asarray(labels)
-    num_users, n_train, n_test = (_positive_int(n, v) for n, v in
+    num_users, n_train, n_test = (positive_int(n, v) for n, v in
                                   (("num_users", num_users), ("n_train", n_train), ("n_test", n_test)))
     if not (isinstance(alpha, (int, float)) and np.isfinite(alpha) and alpha > 0):
         raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
@@ -127,13 +122,13 @@ def kmeans(x: torch.Tensor, k: int, seed: int, iters: int = 50) -> tuple[torch.T
     or after ``iters`` rounds. A centroid that loses all its points keeps its position.
     """
     _matrix("x", x)
-    k = _positive_int("k", k)
+    k = positive_int("k", k)
     if k > len(x):
         raise ValueError(f"k ({k}) must not exceed the number of points ({len(x)})")
     x = x.detach().double()
     centroids = x[torch.randperm(len(x), generator=generator(seed))[:k]].clone()    # (k, d)
     assign = torch.full((len(x),), -1, dtype=torch.int64)
-    for _ in range(_positive_int("iters", iters)):
+    for _ in range(positive_int("iters", iters)):
         new = torch.cdist(x, centroids).argmin(dim=1)                                 # (N,)
         if torch.equal(new, assign):
             break
@@ -168,7 +163,7 @@ def retrieve_nearest(pool_features: torch.Tensor, descriptor: Descriptor, m: int
     The distance of pool sample j is min_c ||f_j - mu_c||_2 over the descriptor's centroids mu_c.
     """
     _matrix("pool_features", pool_features)
-    m = _positive_int("m", m)
+    m = positive_int("m", m)
     if m > len(pool_features):
         raise ValueError(f"m ({m}) is larger than the pool ({len(pool_features)} samples)")
     if descriptor.centroids.shape[1] != pool_features.shape[1]:
@@ -181,7 +176,7 @@ def retrieve_nearest(pool_features: torch.Tensor, descriptor: Descriptor, m: int
 def retrieve_random(pool_size: int, m: int, seed: int) -> torch.Tensor:
     """(m,) int64 distinct pool indices drawn uniformly: the control that separates "similar data" from
     "more data"."""
-    pool_size, m = _positive_int("pool_size", pool_size), _positive_int("m", m)
+    pool_size, m = positive_int("pool_size", pool_size), positive_int("m", m)
     if m > pool_size:
         raise ValueError(f"m ({m}) is larger than the pool ({pool_size} samples)")
     return torch.randperm(pool_size, generator=generator(seed))[:m]
@@ -206,7 +201,7 @@ def select_domains(losses: torch.Tensor, g: int) -> torch.Tensor:
     """(g,) int64 indices of the g groups with the lowest local loss, best first (ties: lower index)."""
     if losses.ndim != 1 or len(losses) == 0:
         raise ValueError(f"losses must have shape (G,) with G >= 1, got {tuple(losses.shape)}")
-    g = _positive_int("g", g)
+    g = positive_int("g", g)
     if g > len(losses):
         raise ValueError(f"g ({g}) is larger than the number of groups ({len(losses)})")
     return torch.sort(losses, stable=True).indices[:g]
@@ -225,8 +220,8 @@ class FinetuneConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _positive_int("steps", self.steps)
-        _positive_int("batch_size", self.batch_size)
+        positive_int("steps", self.steps)
+        positive_int("batch_size", self.batch_size)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
 

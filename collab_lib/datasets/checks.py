@@ -11,7 +11,6 @@ the inputs are passed as copies, so a function that modifies its arguments canno
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from collab_lib._answers import as_number
 from collab_lib.metrics import auc, gauc, per_user

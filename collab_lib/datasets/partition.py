@@ -19,10 +19,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from collab_lib._validate import positive_int
+
 
 def _check_clients(n: int, num_clients: int) -> None:
-    if not isinstance(num_clients, (int, np.integer)) or num_clients < 1:
-        raise ValueError(f"num_clients must be a positive int, got {num_clients!r}")
+    positive_int("num_clients", num_clients)
     if num_clients > n:
         raise ValueError(f"num_clients ({num_clients}) is larger than the number of samples ({n})")
 
@@ -38,8 +39,7 @@ def _labels(labels: Sequence[int] | np.ndarray) -> np.ndarray:
 
 def iid(n: int, num_clients: int, seed: int) -> list[np.ndarray]:
     """Shuffle ``range(n)`` and cut it into ``num_clients`` parts whose sizes differ by at most one."""
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    positive_int("n", n)
     _check_clients(n, num_clients)
     perm = np.random.default_rng(seed).permutation(n)
     return [np.sort(part) for part in np.array_split(perm, num_clients)]
@@ -53,8 +53,7 @@ def shards(labels: Sequence[int] | np.ndarray, num_clients: int, shards_per_clie
     """
     y = _labels(labels)
     _check_clients(len(y), num_clients)
-    if not isinstance(shards_per_client, (int, np.integer)) or shards_per_client < 1:
-        raise ValueError(f"shards_per_client must be a positive int, got {shards_per_client!r}")
+    positive_int("shards_per_client", shards_per_client)
     num_shards = num_clients * shards_per_client
     if num_shards > len(y):
         raise ValueError(f"num_clients * shards_per_client ({num_shards}) exceeds the number of samples ({len(y)})")

@@ -49,6 +49,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from collab_lib._validate import positive_int
+
 INTEREST_FLOOR = 1e-6
 """Interest below this counts as this in the click model, so that ``log`` stays finite."""
 
@@ -77,9 +79,7 @@ class RecsysConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_users", "num_items", "num_categories", "sessions_per_user"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, getattr(self, name))
         if self.num_items < self.num_categories:  # every category needs at least one item
             raise ValueError(
                 f"num_items ({self.num_items}) must be >= num_categories ({self.num_categories})"

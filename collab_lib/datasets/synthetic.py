@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from collab_lib._validate import positive_int
 from collab_lib.datasets.users import UserDatasets
 
 
@@ -61,8 +62,7 @@ def fedprox_synthetic(
         if not (np.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     for name, value in (("num_users", num_users), ("dim", dim), ("num_classes", num_classes)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        positive_int(name, value)
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     if max_samples_per_user is not None and max_samples_per_user < 1:

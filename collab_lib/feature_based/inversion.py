@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from collab_lib._validate import positive_int
 from collab_lib.seed import generator
 
 
@@ -48,12 +49,6 @@ def _non_negative(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:  # rejects NaN
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
     return float(value)
-
-
-def _positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 # --- Scores -----------------------------------------------------------------------------------------------
@@ -79,7 +74,7 @@ def psnr(x_hat: torch.Tensor, x: torch.Tensor, max_value: float = 1.0) -> float:
 
 def mean_image_baseline(x_aux: torch.Tensor, n: int) -> torch.Tensor:
     """The attacker who ignores what was shared: the auxiliary set's mean image, repeated ``n`` times."""
-    _positive_int("n", n)
+    positive_int("n", n)
     return x_aux.mean(dim=0, keepdim=True).expand(n, *x_aux.shape[1:]).clone()
 
 
@@ -137,7 +132,7 @@ def train_decoder(features: torch.Tensor, images: torch.Tensor, hidden: int, epo
     if len(features) == 0 or len(features) != len(images):
         raise ValueError(f"features and images must be non-empty and of equal length, got {len(features)}, {len(images)}")
     for name, v in (("hidden", hidden), ("epochs", epochs), ("batch_size", batch_size)):
-        _positive_int(name, v)
+        positive_int(name, v)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     h = features.flatten(1).detach()                                         # (N, d)
@@ -208,8 +203,8 @@ def dlg(model: nn.Module, target_grads: Sequence[torch.Tensor], input_shape: Seq
     on the last parameter's gradient (the last layer's bias); otherwise soft dummy logits are optimised
     jointly, as in DLG. L-BFGS runs at most ``iterations`` iterations (one ``step`` call).
     """
-    _positive_int("iterations", iterations)
-    _positive_int("num_classes", num_classes)
+    positive_int("iterations", iterations)
+    positive_int("num_classes", num_classes)
     params = list(model.parameters())
     if len(target_grads) != len(params):
         raise ValueError(f"target_grads has {len(target_grads)} tensors for {len(params)} parameters")

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from collab_lib._validate import positive_int
 from collab_lib.seed import generator
 
 Client = tuple[torch.Tensor, torch.Tensor]
@@ -39,8 +40,7 @@ Client = tuple[torch.Tensor, torch.Tensor]
 def logit_bytes_per_round(n_public: int, num_classes: int, bytes_per_value: int = 4) -> int:
     """2 N_pub C b: one device's logits up and the consensus down."""
     for name, v in (("n_public", n_public), ("num_classes", num_classes), ("bytes_per_value", bytes_per_value)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+        positive_int(name, v)
     return 2 * n_public * num_classes * bytes_per_value
 
 

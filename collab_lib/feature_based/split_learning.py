@@ -40,6 +40,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from collab_lib._validate import positive_int
 from collab_lib.seed import generator
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -103,8 +104,7 @@ def split_bytes_per_step(values_per_sample: int, batch_size: int, bytes_per_valu
     """2 B q_k b + B b_label: activations up, gradients down, and the labels (int64 by default)."""
     for name, v in (("values_per_sample", values_per_sample), ("batch_size", batch_size),
                     ("bytes_per_value", bytes_per_value)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+        positive_int(name, v)
     if not isinstance(label_bytes, int) or label_bytes < 0:
         raise ValueError(f"label_bytes must be a non-negative int, got {label_bytes!r}")
     return batch_size * (2 * values_per_sample * bytes_per_value + label_bytes)
@@ -112,10 +112,8 @@ def split_bytes_per_step(values_per_sample: int, batch_size: int, bytes_per_valu
 
 def fedavg_bytes_per_round(num_parameters: int, bytes_per_value: int = 4) -> int:
     """2 P b: one device downloads the model and uploads its update once per round."""
-    if not isinstance(num_parameters, int) or num_parameters < 1:
-        raise ValueError(f"num_parameters must be a positive int, got {num_parameters!r}")
-    if not isinstance(bytes_per_value, int) or bytes_per_value < 1:
-        raise ValueError(f"bytes_per_value must be a positive int, got {bytes_per_value!r}")
+    positive_int("num_parameters", num_parameters)
+    positive_int("bytes_per_value", bytes_per_value)
     return 2 * num_parameters * bytes_per_value
 
 

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from collab_lib._validate import positive_int
 from collab_lib.datasets.users import UserDatasets
 from collab_lib.parameter_based.fedavg import Params, get_params, set_params
 from collab_lib.parameter_based.personalize import PersonalConfig, Stacked, personal_batches, sgd_per_user, stack
@@ -90,9 +91,7 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, getattr(self, name))
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not self.temperature > 0:

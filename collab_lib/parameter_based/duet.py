@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from collab_lib._validate import positive_int
 from collab_lib.datasets.users import UserDatasets
 from collab_lib.parameter_based.fedavg import Params
 from collab_lib.parameter_based.personalize import Stacked, stack
@@ -96,8 +97,7 @@ class HyperConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) or self.steps < 1:
-            raise ValueError(f"steps must be a positive int, got {self.steps!r}")
+        positive_int("steps", self.steps)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not self.weight_decay >= 0:

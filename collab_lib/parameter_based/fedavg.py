@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from collab_lib._validate import positive_int
 from collab_lib.datasets.users import UserDatasets
 
 Params = dict[str, torch.Tensor]
@@ -82,9 +83,7 @@ class FedConfig:
 
     def __post_init__(self) -> None:
         for name in ("rounds", "local_epochs", "batch_size", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, getattr(self, name))
         if not 0 < self.client_fraction <= 1:
             raise ValueError(f"client_fraction must be in (0, 1], got {self.client_fraction!r}")
         if not self.lr > 0:

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from collab_lib._validate import positive_int
 from collab_lib.datasets.users import UserDatasets
 from collab_lib.parameter_based.fedavg import (
     FedConfig,
@@ -71,9 +72,7 @@ class PersonalConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, getattr(self, name))
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         if not self.lam >= 0:
