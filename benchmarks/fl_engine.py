@@ -16,6 +16,8 @@ Run: python benchmarks/fl_engine.py   (about 1-3 minutes; needs the extra [scale
 
 import time
 
+import torch
+
 from timing import best_of
 
 from collab_lib.parameter_based.fedavg import FedConfig, federate
@@ -27,7 +29,7 @@ TARGET_RATIO = 20.0
 def main() -> None:
     from collab_lib.parameter_based.flower_app import SyntheticTask, run_flower_simulation
 
-    set_seed(0)
+    set_seed(0, dtype=torch.float32)  # float32 on both sides: the Flower apps use torch's default
     task = SyntheticTask(alpha=0.5, beta=0.5, num_clients=1000, max_samples_per_user=64, hidden=32)
     data, model = task.data(), task.model()
     config = FedConfig(rounds=1, client_fraction=1.0, local_epochs=1, batch_size=10, lr=0.05, seed=0)

@@ -40,7 +40,8 @@ def round_trip(t: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> None:
-    set_seed(0)  # one torch thread in this (device) process; the server sets its own to 1
+    set_seed(0, dtype=torch.float32)  # one torch thread in this (device) process, as the server; float32,
+    # what a deployment sends
     model = vision_cnn(width=128, stem_channels=8).eval()
     x = torch.randn(1, 3, 224, 224)  # (B, C, H, W)
     machine = calibrate("this machine", threads=1)

@@ -302,15 +302,18 @@ def char_lm_checkpoint(size: str) -> Path:
 
 
 def load_char_lm(size: str) -> CharLM:
-    """The shipped, trained :class:`CharLM` of ``size`` (``"device"`` or ``"cloud"``), in eval mode, fp32.
+    """The shipped, trained :class:`CharLM` of ``size`` (``"device"`` or ``"cloud"``), in eval mode, in
+    torch's default float dtype.
 
-    Checkpoints are bf16 state dicts (half the bytes of fp32); the weights are cast back to fp32 here, and
-    the validation losses in ``_data/char_lm_curves.json`` were measured on exactly these weights.
+    Checkpoints are bf16 state dicts (half the bytes of fp32); the weights are cast to the default dtype here,
+    exactly (every bf16 value is also a float32 and a float64 value), and the validation losses in
+    ``_data/char_lm_curves.json`` were measured on exactly these weights.
     """
     path = char_lm_checkpoint(size)
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = CharLM(CHAR_LM_CONFIGS[size])
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    dtype = torch.get_default_dtype()
+    model.load_state_dict({k: v.to(dtype) for k, v in state.items()})
     return model.eval()
 
 

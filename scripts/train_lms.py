@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=100)
     args = parser.parse_args()
-    set_seed(args.seed, threads=args.threads)
+    set_seed(args.seed, threads=args.threads, dtype=torch.float32)  # as the shipped weights were trained
     train_ids, val_ids = encode(lm_text("train")), encode(lm_text("validation"))
     record = {
         "command": " ".join(["python scripts/train_lms.py", *sys.argv[1:]]),

@@ -12,3 +12,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def restore_default_dtype():
+    """``set_seed`` makes float64 torch's default (as the labs want); a test that calls it must not change
+    the dtype of the tests after it."""
+    dtype = torch.get_default_dtype()
+    yield
+    torch.set_default_dtype(dtype)

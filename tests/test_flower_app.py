@@ -11,6 +11,7 @@ import importlib.util
 import os
 
 import pytest
+import torch
 
 from collab_lib.parameter_based.fedavg import FedConfig, federate, get_params
 from collab_lib.seed import set_seed
@@ -29,7 +30,7 @@ def test_flower_simulation_matches_our_engine():
     _require_flower()
     from collab_lib.parameter_based.flower_app import SyntheticTask, run_flower_simulation
 
-    set_seed(0)
+    set_seed(0, dtype=torch.float32)  # the Flower apps run in torch's default dtype, float32
     task = SyntheticTask(alpha=0.5, beta=0.5, num_clients=10, max_samples_per_user=64, hidden=32)
     config = FedConfig(rounds=2, client_fraction=1.0, local_epochs=1, batch_size=10, lr=0.05, seed=0)
     flower = run_flower_simulation(task, config, num_cpus=2)

@@ -93,3 +93,18 @@ def test_transfer_time_is_bits_over_rate():
         transfer_time_s(10, 0)
     with pytest.raises(ValueError, match="num_bytes"):
         transfer_time_s(-1, 1e6)
+
+
+def test_bytes_are_the_deployments_float32_whatever_the_simulation_computes_in():
+    from collab_lib.hardware.profile import tensor_bytes
+
+    assert tensor_bytes(torch.zeros(3, 5, dtype=torch.float64)) == 15 * 4
+    assert tensor_bytes(torch.zeros(3, 5, dtype=torch.float32)) == 15 * 4
+    assert tensor_bytes(torch.zeros(3, 5, dtype=torch.bfloat16)) == 15 * 2
+    assert tensor_bytes(torch.zeros(3, 5, dtype=torch.int64)) == 15 * 8
+    assert tensor_bytes(torch.zeros(3, 5, dtype=torch.uint8)) == 15
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    as32 = profile_model(model, torch.zeros(1, 3, 8, 8))
+    as64 = profile_model(model.double(), torch.zeros(1, 3, 8, 8, dtype=torch.float64))
+    assert as32 == as64
+    assert as32[0].output_bytes == 4 * 6 * 6 * 4 and as32[0].param_bytes == (4 * 3 * 9 + 4) * 4

@@ -27,6 +27,17 @@ def test_set_seed_repeats_every_generator_and_fixes_threads():
     assert _draws() != first
 
 
+def test_set_seed_makes_float64_the_default_unless_told_otherwise():
+    set_seed(0)
+    assert torch.get_default_dtype() == torch.float64 and torch.zeros(1).dtype == torch.float64
+    set_seed(0, dtype=torch.float32)
+    assert torch.get_default_dtype() == torch.float32
+    set_seed(0, dtype=None)
+    assert torch.get_default_dtype() == torch.float32
+    with pytest.raises(ValueError, match="dtype"):
+        set_seed(0, dtype=torch.float16)
+
+
 @pytest.mark.parametrize("seed", [-1, 1.5, True])
 def test_set_seed_refuses_bad_seeds(seed):
     with pytest.raises(ValueError, match="seed"):

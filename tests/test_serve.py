@@ -48,7 +48,8 @@ class Unloadable(nn.Module):
 
 @pytest.fixture
 def model() -> nn.Sequential:
-    set_seed(0)  # one torch thread here, as in the server: bitwise-equal outputs
+    set_seed(0, dtype=torch.float32)  # one torch thread, as in the server: bitwise-equal outputs; float32,
+    # what a deployment sends
     return vision_cnn(width=8, stem_channels=8, cut_channels=4).eval()  # 24 layers; (B, 3, 32, 32) frames
 
 

@@ -48,12 +48,13 @@ def test_split_gradients_equal_unsplit_autograd(cut):
     step = split_step(device, cloud, x, y)
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-12, atol=1e-12, msg=name)
-    # Bytes by hand: the activation at the cut, float64, once each way; labels int64.
+    # Bytes by hand: the activation at the cut once each way, computed in float64 but counted as the float32 a
+    # deployment sends; labels int64.
     with torch.no_grad():
         values = reference[:cut](x[:1]).numel()
-    assert step.bytes_up == 12 * values * 8 + 12 * 8
-    assert step.bytes_down == 12 * values * 8
-    assert step.bytes_up + step.bytes_down == split_bytes_per_step(values, 12, bytes_per_value=8)
+    assert step.bytes_up == 12 * values * 4 + 12 * 8
+    assert step.bytes_down == 12 * values * 4
+    assert step.bytes_up + step.bytes_down == split_bytes_per_step(values, 12, bytes_per_value=4)
     assert step.loss == pytest.approx(F.cross_entropy(reference(x), y).item(), rel=1e-12)
 
 
@@ -86,12 +87,13 @@ def test_train_split_equals_sgd_over_the_same_batches():
     for p, q in zip(model.parameters(), reference.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
 
-    # Bytes by hand: cut 2 sends the conv + ReLU output, 4 x 8 x 8 float64 values per sample.
+    # Bytes by hand: cut 2 sends the conv + ReLU output, 4 x 8 x 8 values per sample, computed in float64 and
+    # counted as float32; labels int64.
     q_k = 4 * 8 * 8
     samples = 2 * (10 + 7)
-    device_bytes = sum(p.numel() for p in model[:2].parameters()) * 8
+    device_bytes = sum(p.numel() for p in model[:2].parameters()) * 4
     handoffs = 2 * 2 - 1
-    assert hist.bytes_total[-1] == samples * (2 * q_k * 8 + 8) + handoffs * 2 * device_bytes
+    assert hist.bytes_total[-1] == samples * (2 * q_k * 4 + 8) + handoffs * 2 * device_bytes
     assert hist.steps == [3 + 2, 10]
 
 
@@ -114,8 +116,8 @@ def test_fedavg_is_the_sample_weighted_average_of_local_sgd():
         locals_.append(local)
     for p, a, b in zip(model.parameters(), locals_[0].parameters(), locals_[1].parameters()):
         torch.testing.assert_close(p, 0.75 * a + 0.25 * b)
-    assert hist.bytes_total == [2 * 2 * num_params(start) * 8]
-    assert fedavg_bytes_per_round(num_params(start), 8) == 2 * num_params(start) * 8
+    assert hist.bytes_total == [2 * 2 * num_params(start) * 4]  # float64 parameters sent as float32
+    assert fedavg_bytes_per_round(num_params(start), 4) == 2 * num_params(start) * 4
 
 
 @pytest.mark.parametrize("cut", [0, 7, -1, 2.5, True])

@@ -75,7 +75,7 @@ class StreamConfig:
 
 @dataclass(frozen=True)
 class Streams:
-    """``frames`` (S, T, d) float32, ``label`` (S, T) bool, ``intervals`` (K, 3) int rows
+    """``frames`` (S, T, d) float64, ``label`` (S, T) bool, ``intervals`` (K, 3) int rows
     ``[stream, start_s, end_s)`` (end exclusive), sorted by stream then start."""
 
     frames: np.ndarray
@@ -101,7 +101,7 @@ def generate_streams(config: StreamConfig, seed: int) -> Streams:
     """Streams drawn from ``seed``; stream ``s`` uses the generator ``(seed, s)``, so the first ``S`` streams
     of a larger config are the same as those of a config with ``num_streams = S``."""
     S, T, d = config.num_streams, config.duration_s, config.num_features
-    frames = np.empty((S, T, d), dtype=np.float32)
+    frames = np.empty((S, T, d))
     label = np.zeros((S, T), dtype=bool)
     rows = []
     for s in range(S):

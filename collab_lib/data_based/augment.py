@@ -137,7 +137,7 @@ def kmeans(x: torch.Tensor, k: int, seed: int, iters: int = 50) -> tuple[torch.T
             members = x[assign == j]
             if len(members):
                 centroids[j] = members.mean(dim=0)
-    return centroids.float(), assign
+    return centroids.to(torch.get_default_dtype()), assign
 
 
 @dataclass(frozen=True)

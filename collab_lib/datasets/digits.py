@@ -14,10 +14,10 @@ MAX_PIXEL = 16.0  # pixel values are integers 0..16
 
 
 def load_digits() -> TensorDataset:
-    """All 1,797 digits: images float32 (N, 1, 8, 8) scaled to [0, 1], labels int64 (N,)."""
+    """All 1,797 digits: images (N, 1, 8, 8) in torch's default float dtype, scaled to [0, 1], labels int64 (N,)."""
     from sklearn.datasets import load_digits as _load  # imported here: scikit-learn is slow to import
 
     bunch = _load()
-    images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / MAX_PIXEL
+    images = torch.tensor(bunch.images, dtype=torch.get_default_dtype()).unsqueeze(1) / MAX_PIXEL
     labels = torch.tensor(bunch.target, dtype=torch.int64)
     return TensorDataset(images, labels)

@@ -116,18 +116,18 @@ class RecsysData:
     timestamp_s : torch.Tensor
         (N,) float64, seconds since the start of the horizon; sessions of different users interleave.
     click : torch.Tensor
-        (N,) float32, 1.0 if the user clicked.
+        (N,) in torch's default float dtype, 1.0 if the user clicked.
     interest : torch.Tensor
-        (N,) float32, ground truth: the user's in-session interest in the shown category just before
+        (N,) in torch's default float dtype, ground truth: the user's in-session interest in the shown category just before
         the impression, i.e. the ``interest`` the click model used.
     item_category : torch.Tensor
         (num_items,) int64, category of every item.
     item_quality : torch.Tensor
-        (num_items,) float32, latent quality (a logit offset) of every item.
+        (num_items,) in torch's default float dtype, latent quality (a logit offset) of every item.
     user_interest : torch.Tensor
-        (num_users, num_categories) float32, long-term interest ``theta_u``; rows sum to 1.
+        (num_users, num_categories) in torch's default float dtype, long-term interest ``theta_u``; rows sum to 1.
     user_propensity : torch.Tensor
-        (num_users,) float32, the user's logit offset in the click model.
+        (num_users,) in torch's default float dtype, the user's logit offset in the click model.
     config : RecsysConfig
         The configuration the data was generated with.
     """
@@ -254,6 +254,7 @@ def generate(config: RecsysConfig, seed: int) -> RecsysData:
             current = current * torch.from_numpy(np.exp(cfg.noise * rng.standard_normal((n, C))))
             current = current / current.sum(dim=1, keepdim=True)
 
+    dtype = torch.get_default_dtype()
     return RecsysData(
         user_id=torch.from_numpy(user),
         session_id=torch.from_numpy(session),
@@ -261,12 +262,12 @@ def generate(config: RecsysConfig, seed: int) -> RecsysData:
         category_id=torch.from_numpy(category),
         position=torch.from_numpy(position),
         timestamp_s=torch.from_numpy(session_start_s[session] + position * cfg.seconds_between_impressions),
-        click=click.float(),
-        interest=interest.float(),
+        click=click.to(dtype),
+        interest=interest.to(dtype),
         item_category=torch.from_numpy(item_category),
-        item_quality=torch.from_numpy(item_quality).float(),
-        user_interest=torch.from_numpy(theta).float(),
-        user_propensity=torch.from_numpy(propensity).float(),
+        item_quality=torch.from_numpy(item_quality).to(dtype),
+        user_interest=torch.from_numpy(theta).to(dtype),
+        user_propensity=torch.from_numpy(propensity).to(dtype),
         config=cfg,
     )
 

@@ -55,7 +55,7 @@ def fedprox_synthetic(
 ) -> tuple[UserDatasets, SyntheticTruth]:
     """Generate Synthetic(alpha, beta) for ``num_users`` users.
 
-    Returns per-user float32 inputs (n_k, dim) and int64 labels (n_k,), and the generating parameters.
+    Returns per-user inputs (n_k, dim) in torch's default float dtype and int64 labels (n_k,), and the generating parameters.
     ``max_samples_per_user`` caps the heavy tail of user sizes (no cap in the paper).
     """
     for name, value in (("alpha", alpha), ("beta", beta)):
@@ -89,13 +89,14 @@ def fedprox_synthetic(
     # softmax is monotone, so argmax softmax(W_k x + b_k) = argmax of the logits.
     y_k = [(xk @ W[k].T + b[k]).argmax(axis=1) for k, xk in enumerate(x_k)]      # K x (n_k,)
 
-    xs = tuple(torch.from_numpy(p.astype(np.float32)) for p in x_k)
+    dtype = torch.get_default_dtype()
+    xs = tuple(torch.from_numpy(p).to(dtype) for p in x_k)
     ys = tuple(torch.from_numpy(p.astype(np.int64)) for p in y_k)
     names = tuple(f"user{k}" for k in range(num_users))
     truth = SyntheticTruth(
-        W=torch.from_numpy(np.ascontiguousarray(W, dtype=np.float32)),
-        b=torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32)),
-        v=torch.from_numpy(v.astype(np.float32)),
-        sigma_diag=torch.from_numpy(sigma_diag.astype(np.float32)),
+        W=torch.from_numpy(np.ascontiguousarray(W)).to(dtype),
+        b=torch.from_numpy(np.ascontiguousarray(b)).to(dtype),
+        v=torch.from_numpy(v).to(dtype),
+        sigma_diag=torch.from_numpy(sigma_diag).to(dtype),
     )
     return UserDatasets(xs, ys, names), truth

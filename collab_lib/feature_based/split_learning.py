@@ -41,6 +41,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from collab_lib._validate import positive_int
+from collab_lib.hardware.profile import tensor_bytes
 from collab_lib.seed import generator
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -68,15 +69,12 @@ def split_model(model: nn.Sequential, cut: int) -> tuple[nn.Sequential, nn.Seque
 
 @dataclass(frozen=True)
 class SplitStep:
-    """What one split-learning step computed and moved. Bytes are payloads only (no protocol headers)."""
+    """What one split-learning step computed and moved. Bytes are payloads only (no protocol headers), with
+    floating-point values at float32 (:func:`~collab_lib.hardware.profile.tensor_bytes`)."""
 
     loss: float
     bytes_up: int    # activations + labels, device -> cloud
     bytes_down: int  # gradient of the activations, cloud -> device
-
-
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
 
 
 def split_step(device: nn.Module, cloud: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -96,7 +94,7 @@ def split_step(device: nn.Module, cloud: nn.Module, x: torch.Tensor, y: torch.Te
     loss.backward()                                  # cloud weights' grads and dL/dh
     grad_h = h_cloud.grad                            # (B, *a_k), sent down
     h.backward(grad_h)                               # device weights' grads
-    return SplitStep(loss=loss.item(), bytes_up=_nbytes(h) + _nbytes(y), bytes_down=_nbytes(grad_h))
+    return SplitStep(loss=loss.item(), bytes_up=tensor_bytes(h) + tensor_bytes(y), bytes_down=tensor_bytes(grad_h))
 
 
 def split_bytes_per_step(values_per_sample: int, batch_size: int, bytes_per_value: int = 4,
@@ -176,7 +174,7 @@ def train_split(model: nn.Sequential, cut: int, clients: Sequence[Client], test:
     _check_clients(clients)
     device, cloud = split_model(model, cut)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr)
-    handoff = 2 * sum(_nbytes(p) for p in device.parameters())
+    handoff = 2 * sum(tensor_bytes(p) for p in device.parameters())
     total, steps, hist = 0, 0, History([], [], [])
     for r in range(config.rounds):
         for i, (x, y) in enumerate(clients):
@@ -204,7 +202,7 @@ def train_fedavg(model: nn.Module, clients: Sequence[Client], test: Client, conf
     """
     _check_clients(clients)
     n = sum(len(x) for x, _ in clients)
-    per_round = len(clients) * 2 * sum(_nbytes(p) for p in model.parameters())
+    per_round = len(clients) * 2 * sum(tensor_bytes(p) for p in model.parameters())
     total, steps, hist = 0, 0, History([], [], [])
     for r in range(config.rounds):
         new_state = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}

@@ -4,6 +4,10 @@ FLOPs come from torch's own counter (:class:`torch.utils.flop_counter.FlopCounte
 matrix multiplies and convolutions as 2 FLOP per multiply-accumulate and element-wise ops (ReLU, pooling)
 as zero. Those layers still cost time on real hardware: the roofline model charges them for the bytes they
 move (:func:`collab_lib.hardware.roofline.layer_time_s`).
+
+Bytes are those of the deployment being modelled, which stores and sends floating-point tensors as float32
+(:func:`tensor_bytes`), whatever dtype the simulation computes in: the labs compute in float64 so that
+their numbers are the same on every CPU (:mod:`collab_lib.seed`), and that must not double what a phone sends.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 @dataclass(frozen=True)
 class LayerProfile:
-    """One layer of a sequential model. Bytes at the dtype the model ran with."""
+    """One layer of a sequential model. Bytes as the deployment stores them (:func:`tensor_bytes`)."""
 
     name: str
     flops: int
@@ -31,8 +35,17 @@ class LayerProfile:
         return self.param_bytes + self.input_bytes + self.output_bytes
 
 
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
+DEPLOYED_FLOAT_BYTES = 4
+"""Bytes per floating-point value in a modelled deployment: float32."""
+
+
+def tensor_bytes(t: torch.Tensor) -> int:
+    """Bytes of ``t`` as a deployment stores and sends it: floating-point values at float32
+    (:data:`DEPLOYED_FLOAT_BYTES`) or at their own width if narrower (bf16, fp16); other dtypes at theirs."""
+    size = t.element_size()
+    if t.is_floating_point():
+        size = min(size, DEPLOYED_FLOAT_BYTES)
+    return t.numel() * size
 
 
 @torch.no_grad()
@@ -65,9 +78,9 @@ def profile_model(model: nn.Sequential, example_input: torch.Tensor) -> list[Lay
             LayerProfile(
                 name=f"{name}:{type(layer).__name__}",
                 flops=int(counter.get_total_flops()),
-                param_bytes=sum(_nbytes(p) for p in layer.parameters()),
-                input_bytes=_nbytes(x),
-                output_bytes=_nbytes(y),
+                param_bytes=sum(tensor_bytes(p) for p in layer.parameters()),
+                input_bytes=tensor_bytes(x),
+                output_bytes=tensor_bytes(y),
             )
         )
         x = y

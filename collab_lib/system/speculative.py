@@ -55,9 +55,10 @@ def probabilities(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Next-token distributions (..., V) from logits (..., V): softmax(logits / temperature), or one-hot at
     the argmax when ``temperature == 0`` (greedy)."""
     _check_temperature(temperature)
+    dtype = torch.promote_types(logits.dtype, torch.float32)  # half-precision logits in float32
     if temperature == 0:
-        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(torch.float32)
-    return torch.softmax(logits.float() / temperature, dim=-1)
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(dtype)
+    return torch.softmax(logits.to(dtype) / temperature, dim=-1)
 
 
 def residual_distribution(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
