@@ -184,3 +184,27 @@ def test_every_value_a_lab_glues_is_quoted_by_the_book(lab):
     path = str(lab.relative_to(ROOT))
     unquoted = sorted(key for key in glued if (path, key) not in _quoted_glue_keys())
     assert not unquoted, f"glued but quoted by no page of the book: {unquoted}"
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_lab_states_its_claims_and_never_stops_on_one(lab):
+    """A statement the text makes about a lab's results is a ``claim(...)`` (collab_lib.claims): a note in a
+    learner's notebook, an error under the tests. An ``assert`` would stop the learner's lab instead."""
+    nb = json.loads(lab.read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    asserts = [line.strip() for src in code for line in src.splitlines() if re.match(r"\s*assert\b", line)]
+    assert not asserts, f"use collab_lib.claims.claim instead of assert: {asserts[:2]}"
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_known_tags_mark_a_labs_cells(lab):
+    """A misspelt ``last-digit`` tag would silently leave a cell to exact comparison, or the reverse."""
+    from nbval.plugin import metadata_tags
+
+    from tests.nbval_compare import TAG
+
+    nb = json.loads(lab.read_text())
+    known = set(metadata_tags) | {TAG}
+    for cell in nb["cells"]:
+        unknown = set(cell.get("metadata", {}).get("tags", [])) - known
+        assert not unknown, f"unknown cell tags {sorted(unknown)}; known: {sorted(known)}"
