@@ -35,18 +35,17 @@ def strict() -> bool:
 def claim(holds: bool, assumed: str, observed: str) -> bool:
     """Check one statement the text makes about this run's results; returns whether it holds.
 
+    If the statement holds nothing is shown. If not, a note is printed and the lab goes on, or, under
+    ``COLLAB_STRICT_CLAIMS=1``, :class:`ClaimError` is raised.
+
     Parameters
     ----------
     holds:
-        The statement evaluated on this run's numbers (a bool or anything with a truth value, such as a
-        NumPy bool).
+        The statement evaluated on this run's numbers, a bool or anything with a truth value (a NumPy bool).
     assumed:
-        What the text says, as a clause: "soft targets beat pseudo-labels on every seed".
+        What the text says, as a clause, such as "soft targets beat pseudo-labels on every seed".
     observed:
-        What this run gives, with the numbers: "the smallest gain is -0.3 points".
-
-    If the statement holds nothing is shown. If not, a note is printed and the lab goes on, or, under
-    ``COLLAB_STRICT_CLAIMS=1``, :class:`ClaimError` is raised.
+        What this run gives, with its numbers, such as "the smallest gain is -0.3 points".
     """
     if not isinstance(assumed, str) or not assumed or not isinstance(observed, str) or not observed:
         raise ValueError("assumed and observed must be non-empty strings")

@@ -131,3 +131,37 @@ def test_site_root_has_a_favicon(site):
         data = r.read()
     assert r.status == 200
     assert data[:4] == b"\x00\x00\x01\x00" and data[22:30] == b"\x89PNG\r\n\x1a\n", "not an ICO holding a PNG"
+
+
+@pytest.mark.parametrize("width", [390, 800])
+def test_the_table_of_contents_opens_and_navigates_on_phones_and_tablets(site, browser, width):
+    """Below 992 px the contents live behind a toggle; clicking the visible one must open them as a dialog
+    whose links work (book/_ext/sidebar_toggles.py)."""
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    page.goto(f"{site}/book/03_system/index.html", wait_until="load")
+    dialog = page.locator("#pst-primary-sidebar-modal")
+    assert not dialog.evaluate("d => d.open")
+    page.locator(".primary-toggle:visible").first.click()
+    page.wait_for_function("() => document.querySelector('#pst-primary-sidebar-modal').open", timeout=5_000)
+    link = dialog.locator("a.reference.internal[href*='05_feature_based/index']").first
+    assert link.is_visible(), "the contents opened without the chapter links"
+    box = link.bounding_box()
+    assert box and 0 <= box["x"] and box["x"] + box["width"] <= width, "a contents link lies outside the screen"
+    link.click()
+    page.wait_for_url("**/05_feature_based/index.html")
+    page.close()
+
+
+def test_on_a_wide_screen_the_toggle_collapses_the_contents_and_brings_them_back(site, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site}/book/03_system/index.html", wait_until="load")
+    sidebar = page.locator("#pst-primary-sidebar")
+    assert sidebar.is_visible()
+    toggle = page.locator(".primary-toggle:visible").first
+    toggle.click()
+    page.wait_for_function("() => getComputedStyle(document.querySelector('#pst-primary-sidebar')).visibility"
+                           " === 'hidden'", timeout=5_000)
+    toggle.click()
+    page.wait_for_function("() => getComputedStyle(document.querySelector('#pst-primary-sidebar')).visibility"
+                           " === 'visible'", timeout=5_000)
+    page.close()
