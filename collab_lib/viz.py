@@ -214,3 +214,20 @@ def add_vline(fig: go.Figure, x: float, label: str, dash: str = "dot") -> go.Fig
     fig.add_annotation(x=math.log10(x) if log_x else x, y=0, xref="x", yref="paper", text=label,
                        showarrow=False, xanchor="left", yanchor="bottom", textangle=-90)
     return fig
+
+
+def add_hline(fig: go.Figure, y: float, label: str, dash: str = "dot") -> go.Figure:
+    """A labelled horizontal line at data value ``y`` that also works on a log y axis.
+
+    The same trap as :func:`add_vline`'s: plotly.py's ``add_hline(annotation_text=...)`` places the label at
+    ``y`` in axis units, 10**y on a log axis (a label at 150 stretches the axis to 1e150). It reads the axis
+    type when called, so set a log axis (``update_yaxes(type="log")``) first.
+    """
+    log_y = fig.layout.yaxis.type == "log"
+    if log_y and y <= 0:
+        raise ValueError("y must be positive on a log axis")
+    fig.add_hline(y=y, line_dash=dash, line_width=1)
+    fig.add_annotation(x=1, y=math.log10(y) if log_y else y, xref="paper", yref="y", text=label,
+                       showarrow=False, xanchor="right", yanchor="bottom")
+    return fig
+

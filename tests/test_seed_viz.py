@@ -130,3 +130,14 @@ def test_add_vline_labels_in_log10_units_on_a_log_axis():
     assert fig.layout.shapes[0].x0 == 64.0 and fig.layout.annotations[0].x == pytest.approx(np.log10(64))
     lin = viz.add_vline(go.Figure(), 3.0, "there")
     assert lin.layout.annotations[0].x == 3.0
+
+
+def test_add_hline_labels_in_log10_units_on_a_log_axis():
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[1, 1e3]))
+    fig.update_yaxes(type="log")
+    viz.add_hline(fig, 150.5, "8-bit frame")
+    assert fig.layout.shapes[0].y0 == 150.5 and fig.layout.annotations[0].y == pytest.approx(np.log10(150.5))
+    lin = viz.add_hline(go.Figure(), 3.0, "there")
+    assert lin.layout.annotations[0].y == 3.0
+    with pytest.raises(ValueError, match="positive"):
+        viz.add_hline(fig, 0.0, "zero")
