@@ -153,3 +153,21 @@ def _latency(**kwargs):
 def test_bad_arguments_raise_naming_the_parameter(call, name):
     with pytest.raises(ValueError, match=rf"^{name} must be"):
         call()
+
+
+def test_benchmarks_run_in_float32_whatever_the_default_dtype(monkeypatch):
+    """The labs make float64 torch's default (set_seed); the copy must still move the float32 bytes it counts,
+    and the matmul must still be an fp32 one."""
+    results = []
+
+    def run_once(fn, repeats, warmup):
+        results.append(fn())  # dst.copy_(src) returns dst; matmul(out=out) returns out
+        return [1.0] * repeats
+
+    monkeypatch.setattr(cal, "_run_times_s", run_once)
+    torch.set_default_dtype(torch.float64)  # restored by conftest's restore_default_dtype
+    assert cal.measure_memory_bandwidth(num_bytes=4096, repeats=1) == 2 * 4096 / 1.0
+    assert cal.measure_matmul_flops(n=8, repeats=1) == 2 * 8**3 / 1.0
+    copied, product = results
+    assert copied.dtype == torch.float32 and copied.untyped_storage().nbytes() == 4096
+    assert product.dtype == torch.float32

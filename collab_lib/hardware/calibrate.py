@@ -33,7 +33,8 @@ import torch
 from collab_lib.hardware.specs import DeviceSpec
 from collab_lib.seed import generator
 
-_FLOAT_BYTES = 4  # the bandwidth benchmark copies float32
+_COPY_DTYPE = torch.float32  # the bandwidth benchmark copies float32, whatever torch's default dtype
+_FLOAT_BYTES = torch.finfo(_COPY_DTYPE).bits // 8
 
 
 def _check_int(name: str, value: int, minimum: int) -> None:
@@ -106,8 +107,8 @@ def measure_matmul_flops(
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
     g = generator(0)
-    a = torch.rand(n, n, generator=g).to(dtype)  # (n, n)
-    b = torch.rand(n, n, generator=g).to(dtype)  # (n, n)
+    a = torch.rand(n, n, generator=g, dtype=torch.float32).to(dtype)  # (n, n)
+    b = torch.rand(n, n, generator=g, dtype=torch.float32).to(dtype)  # (n, n)
     out = torch.empty(n, n, dtype=dtype)  # reused: no run pays for a fresh allocation
     with _torch_threads(threads):
         times = _run_times_s(lambda: torch.matmul(a, b, out=out), repeats, warmup=1)
@@ -117,7 +118,8 @@ def measure_matmul_flops(
 def measure_memory_bandwidth(
     num_bytes: int = 2**28, repeats: int = 10, threads: int | None = None
 ) -> float:
-    """Bytes/s of ``dst.copy_(src)`` on float32 arrays of ``num_bytes`` bytes each.
+    """Bytes/s of ``dst.copy_(src)`` on float32 arrays of ``num_bytes`` bytes each (float32 whatever
+    torch's default dtype).
 
     A copy reads ``src`` and writes ``dst``, so it moves 2 x ``num_bytes``; as in
     STREAM, the extra read of ``dst`` that a write-allocate cache makes is not counted.
@@ -145,8 +147,9 @@ def measure_memory_bandwidth(
     _check_int("repeats", repeats, 1)
     _check_threads(threads)
     numel = num_bytes // _FLOAT_BYTES
-    src = torch.ones(numel)  # written once, so its pages are faulted in before timing
-    dst = torch.zeros(numel)
+    # Explicitly float32: set_seed makes float64 the default, which would move twice the bytes counted.
+    src = torch.ones(numel, dtype=_COPY_DTYPE)  # written once, so its pages are faulted in before timing
+    dst = torch.zeros(numel, dtype=_COPY_DTYPE)
     with _torch_threads(threads):
         times = _run_times_s(lambda: dst.copy_(src), repeats, warmup=1)
     return 2 * numel * _FLOAT_BYTES / min(times)
