@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -135,36 +136,62 @@ CHAR_LM_CONFIGS: Mapping[str, CharLMConfig] = MappingProxyType(
 
 
 class KVCache:
-    """Keys and values of the tokens seen so far, per layer: tensors of shape (B, nh, L, hs).
+    """Keys and values of the tokens seen so far, per layer: views of shape (B, nh, L, hs).
 
     ``crop(n)`` forgets all but the first ``n`` tokens, which is how speculative decoding rolls back
-    rejected drafts.
+    rejected drafts. The keys and values live in buffers of ``capacity`` positions, allocated at a layer's
+    first :meth:`append`, so that decoding a token writes its keys in place instead of copying the whole
+    cache (``torch.cat``) at every step; without a capacity each append concatenates.
     """
 
-    def __init__(self, num_layers: int) -> None:
-        self.keys: list[torch.Tensor | None] = [None] * num_layers
-        self.values: list[torch.Tensor | None] = [None] * num_layers
+    def __init__(self, num_layers: int, capacity: int | None = None) -> None:
+        if num_layers < 1 or (capacity is not None and capacity < 1):
+            raise ValueError(f"need num_layers >= 1 and capacity >= 1 or None, got {num_layers}, {capacity}")
+        self.capacity = capacity
+        self._k: list[torch.Tensor | None] = [None] * num_layers  # (B, nh, capacity, hs) buffers
+        self._v: list[torch.Tensor | None] = [None] * num_layers
+        self._len = [0] * num_layers                              # tokens held, per layer
 
     @property
     def length(self) -> int:
-        k = self.keys[0]
-        return 0 if k is None else k.shape[2]
+        return self._len[0]
+
+    @property
+    def keys(self) -> list[torch.Tensor | None]:
+        return [None if k is None else k[:, :, :n] for k, n in zip(self._k, self._len)]
+
+    @property
+    def values(self) -> list[torch.Tensor | None]:
+        return [None if v is None else v[:, :, :n] for v, n in zip(self._v, self._len)]
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the new (B, nh, T, hs) keys and values of ``layer``; return all of them (B, nh, L + T, hs)."""
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
+        L, T = self._len[layer], k.shape[2]
+        if self.capacity is None:
+            if self._k[layer] is not None:
+                k = torch.cat([self._k[layer][:, :, :L], k], dim=2)
+                v = torch.cat([self._v[layer][:, :, :L], v], dim=2)
+            self._k[layer], self._v[layer], self._len[layer] = k, v, L + T
+            return k, v
+        if L + T > self.capacity:
+            raise ValueError(f"{L + T} tokens exceed the cache's capacity ({self.capacity})")
+        if self._k[layer] is None:
+            B, nh, _, hs = k.shape
+            self._k[layer] = k.new_empty(B, nh, self.capacity, hs)
+            self._v[layer] = v.new_empty(B, nh, self.capacity, hs)
+        self._k[layer][:, :, L : L + T] = k
+        self._v[layer][:, :, L : L + T] = v
+        self._len[layer] = L + T
+        return self._k[layer][:, :, : L + T], self._v[layer][:, :, : L + T]
 
     def crop(self, n: int) -> None:
         if not 0 <= n <= self.length:
             raise ValueError(f"cannot crop a cache of {self.length} tokens to {n}")
-        for i in range(len(self.keys)):
-            if self.keys[i] is not None:
-                self.keys[i] = self.keys[i][:, :, :n]
-                self.values[i] = self.values[i][:, :, :n]
+        self._len = [min(m, n) for m in self._len]
+
+
+def _layer_norm(m: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    return F.layer_norm(x, m.normalized_shape, m.weight, m.bias, m.eps)  # what nn.LayerNorm computes
 
 
 class CausalSelfAttention(nn.Module):
@@ -177,18 +204,19 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         B, T, C = x.shape
         hs = C // self.num_heads
-        q, k, v = self.qkv(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.num_heads, hs).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        qkv = F.linear(x, self.qkv.weight).view(B, T, 3, self.num_heads, hs)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                                    # (B, nh, T, hs)
         if cache is not None:
             k, v = cache.append(layer, k, v)                                              # (B, nh, L+T, hs)
         S = k.shape[2]
-        # Query t (absolute position S - T + t) sees keys 0..S - T + t: a causal mask shifted right by the
-        # S - T cached tokens.
-        mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
         att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)                                   # (B, nh, T, S)
-        att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(B, T, C)                                    # (B, T, C)
-        return self.proj(y)
+        if T > 1:  # one query (a decoding step) sees every key: nothing to mask
+            # Query t (absolute position S - T + t) sees keys 0..S - T + t: a causal mask shifted right by
+            # the S - T cached tokens.
+            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
+            att = att.masked_fill(~mask, float("-inf"))
+        y = (att.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, T, C)                     # (B, T, C)
+        return F.linear(y, self.proj.weight)
 
 
 class Block(nn.Module):
@@ -204,8 +232,12 @@ class Block(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), cache, layer)
-        return x + self.mlp(self.ln2(x))
+        # The submodules' own computations, called as functions: a decoding step of these small models is
+        # mostly per-call overhead, and nn.Module's call machinery was about a third of it. Bit for bit what
+        # the submodules compute (tests/test_char_lm.py compares with torch's own layers).
+        x = x + self.attn.forward(_layer_norm(self.ln1, x), cache, layer)
+        up, down = self.mlp[0], self.mlp[2]
+        return x + F.linear(F.gelu(F.linear(_layer_norm(self.ln2, x), up.weight)), down.weight)
 
 
 class CharLM(nn.Module):
@@ -243,13 +275,13 @@ class CharLM(nn.Module):
         if start + T > self.config.context_len:
             raise ValueError(f"{start + T} tokens exceed the model's context_len ({self.config.context_len})")
         pos = torch.arange(start, start + T, device=ids.device)
-        x = self.tok_emb(ids) + self.pos_emb(pos)                                         # (B, T, C)
+        x = F.embedding(ids, self.tok_emb.weight) + F.embedding(pos, self.pos_emb.weight)  # (B, T, C)
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, i)
-        return self.ln_f(x) @ self.tok_emb.weight.T                                       # (B, T, V), tied
+            x = block.forward(x, cache, i)
+        return _layer_norm(self.ln_f, x) @ self.tok_emb.weight.T                           # (B, T, V), tied
 
     def new_cache(self) -> KVCache:
-        return KVCache(self.config.num_layers)
+        return KVCache(self.config.num_layers, capacity=self.config.context_len)
 
 
 class CachedLM:
@@ -271,17 +303,20 @@ class CachedLM:
     def reset(self) -> None:
         self.cache = self.model.new_cache()
         self.ids = torch.empty(0, dtype=torch.int64)
-        self.logits = torch.empty(0, self.config.vocab_size)
+        dtype = self.model.tok_emb.weight.dtype  # logits in the model's dtype, float32 or float64
+        self.logits = torch.empty(0, self.config.vocab_size, dtype=dtype)
         self.positions_computed = 0  # total positions run through the model: the cost, in tokens
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.ndim != 2 or ids.shape[0] != 1:
             raise ValueError(f"CachedLM takes ids of shape (1, T), got {tuple(ids.shape)}")
         seq = ids[0]
         n = min(len(seq), len(self.ids))
-        same = (seq[:n] == self.ids[:n]).to(torch.int64)
-        common = int(same.cumprod(0).sum())
+        if torch.equal(seq[:n], self.ids[:n]):  # the usual case: the previous sequence, extended
+            common = n
+        else:
+            common = int((seq[:n] == self.ids[:n]).to(torch.int64).cumprod(0).sum())
         common = min(common, len(seq) - 1)  # recompute at least the last position: it must be returned
         self.cache.crop(common)
         new = self.model(seq[common:][None], self.cache)[0]                              # (T - common, V)
@@ -301,18 +336,21 @@ def char_lm_checkpoint(size: str) -> Path:
     return DATA_DIR / f"char_lm_{size}.pt"
 
 
-def load_char_lm(size: str) -> CharLM:
+def load_char_lm(size: str, dtype: torch.dtype | None = None) -> CharLM:
     """The shipped, trained :class:`CharLM` of ``size`` (``"device"`` or ``"cloud"``), in eval mode, in
-    torch's default float dtype.
+    ``dtype`` (torch's default float dtype if ``None``).
 
-    Checkpoints are bf16 state dicts (half the bytes of fp32); the weights are cast to the default dtype here,
+    Checkpoints are bf16 state dicts (half the bytes of fp32); the weights are cast to ``dtype`` here,
     exactly (every bf16 value is also a float32 and a float64 value), and the validation losses in
-    ``_data/char_lm_curves.json`` were measured on exactly these weights.
+    ``_data/char_lm_curves.json`` were measured on exactly these weights. A lab that times the models asks
+    for float32, what a deployment runs.
     """
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32, torch.float64 or None, got {dtype!r}")
     path = char_lm_checkpoint(size)
     state = torch.load(path, map_location="cpu", weights_only=True)
-    model = CharLM(CHAR_LM_CONFIGS[size])
-    dtype = torch.get_default_dtype()
+    model = CharLM(CHAR_LM_CONFIGS[size]).to(dtype)
     model.load_state_dict({k: v.to(dtype) for k, v in state.items()})
     return model.eval()
 

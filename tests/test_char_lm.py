@@ -1,9 +1,13 @@
-"""The character LM: attention against torch's own, the KV cache against the uncached forward pass, the
-cached callable's rollback, and the shipped checkpoints (sizes, losses recomputed on held-out text)."""
+"""The character LM: attention against torch's own, the forward pass bit for bit against the same layers called
+as modules, the KV cache against the uncached forward pass and its preallocated buffers against concatenation,
+the cached callable's rollback, and the shipped checkpoints (sizes, dtypes, losses recomputed on held-out
+text)."""
 
+import math
+
+import pytest
 import torch
 import torch.nn.functional as F
-import pytest
 
 from collab_lib.datasets.shakespeare import HELD_OUT_PLAYS, encode, lm_text, load_roles
 from collab_lib.models import (
@@ -11,6 +15,7 @@ from collab_lib.models import (
     CachedLM,
     CharLM,
     CharLMConfig,
+    KVCache,
     char_lm_checkpoint,
     char_lm_curves,
     load_char_lm,
@@ -41,6 +46,32 @@ def test_attention_equals_torch_scaled_dot_product_attention():
     q, k, v = (t.view(2, 17, 3, 8).transpose(1, 2) for t in (q, k, v))
     y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(2, 17, CONFIG.d_model)
     torch.testing.assert_close(attn(x), attn.proj(y), rtol=1e-5, atol=1e-6)
+
+
+def _forward_through_modules(model: CharLM, ids: torch.Tensor) -> torch.Tensor:
+    """The full forward pass written with nn.Module calls (the layers as torch defines them), no cache."""
+    B, T = ids.shape
+    x = model.tok_emb(ids) + model.pos_emb(torch.arange(T))
+    for block in model.blocks:
+        a, h = block.attn, block.ln1(x)
+        q, k, v = a.qkv(h).split(CONFIG.d_model, dim=2)
+        q, k, v = (t.view(B, T, a.num_heads, -1).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+        att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf")).softmax(dim=-1)
+        x = x + a.proj((att @ v).transpose(1, 2).reshape(B, T, -1))
+        x = x + block.mlp(block.ln2(x))
+    return model.ln_f(x) @ model.tok_emb.weight.T
+
+
+@torch.no_grad()
+def test_forward_is_bit_for_bit_the_module_calls():
+    # CharLM calls its layers' functions directly (less per-call overhead); the numbers must not change.
+    model = random_lm()
+    x = ids(3, 33, seed=7)
+    assert torch.equal(model(x), _forward_through_modules(model, x))
+    cache = model.new_cache()
+    steps = torch.cat([model(x[:1, :20], cache)] + [model(x[:1, t : t + 1], cache) for t in range(20, 33)], 1)
+    torch.testing.assert_close(steps, _forward_through_modules(model, x[:1]), rtol=1e-5, atol=1e-5)
 
 
 @torch.no_grad()
@@ -93,6 +124,53 @@ def test_cached_lm_matches_full_forward_and_pays_per_new_token():
     assert cached.positions_computed - before == 8
     # The same sequence again still returns its last position's logits.
     torch.testing.assert_close(cached(y[None])[:, -1], model(y[None])[:, -1], rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+def test_preallocated_cache_is_bit_identical_to_concatenation():
+    # The buffers of capacity context_len (new_cache) against a cache that concatenates at every append: a
+    # prefill, single tokens, a chunk, a rollback and a continuation give the same bits.
+    model = random_lm()
+    x, y = ids(1, 40, seed=5), ids(1, 40, seed=6)
+
+    def decode(cache: KVCache) -> torch.Tensor:
+        outs = [model(x[:, :10], cache)] + [model(x[:, t : t + 1], cache) for t in range(10, 20)]
+        outs.append(model(x[:, 20:25], cache))
+        cache.crop(14)
+        outs.append(model(y[:, 14:30], cache))
+        return torch.cat(outs, dim=1)
+
+    buffered, concatenating = model.new_cache(), KVCache(CONFIG.num_layers)
+    assert buffered.capacity == CONFIG.context_len and concatenating.capacity is None
+    assert torch.equal(decode(buffered), decode(concatenating))
+    assert buffered.length == concatenating.length == 30
+    for a, b in zip(buffered.keys + buffered.values, concatenating.keys + concatenating.values):
+        assert torch.equal(a, b)
+
+
+def test_cache_refuses_more_tokens_than_its_capacity():
+    cache = KVCache(1, capacity=4)
+    k = torch.zeros(1, 2, 3, 5)
+    cache.append(0, k, k)
+    with pytest.raises(ValueError, match="capacity"):
+        cache.append(0, k, k)
+    with pytest.raises(ValueError, match="num_layers"):
+        KVCache(0)
+
+
+def test_shipped_models_load_in_the_asked_dtype_and_the_cached_lm_keeps_it():
+    prompt = encode("To be, or not")[None]
+    for dtype in (torch.float32, torch.float64):
+        model = load_char_lm("device", dtype=dtype)
+        assert all(p.dtype == dtype for p in model.parameters())
+        out = CachedLM(model)(prompt)
+        assert out.dtype == dtype
+        torch.testing.assert_close(out, model(prompt), rtol=0, atol=0)
+    # The weights are the same bf16 values in both dtypes.
+    w32, w64 = load_char_lm("cloud", dtype=torch.float32), load_char_lm("cloud", dtype=torch.float64)
+    assert all(torch.equal(a.double(), b) for a, b in zip(w32.parameters(), w64.parameters()))
+    with pytest.raises(ValueError, match="dtype"):
+        load_char_lm("device", dtype=torch.float16)
 
 
 def test_bad_inputs_raise_value_error():
