@@ -143,6 +143,35 @@ def test_requests_scores_and_rounds():
     np.testing.assert_array_equal(rounds, np.full(5, math.ceil(8 / 4)))
 
 
+def test_speculative_rounds_equal_speculative_generate_and_greedy_answers_autoregressive():
+    # Two different models, so drafts are rejected at varying positions: the batched replay must count the
+    # rounds that speculative_generate (one call per drafted token) takes, and decode the same answer.
+    from collab_lib.models import CachedLM
+    from collab_lib.system.speculative import autoregressive_generate, speculative_generate
+
+    text = torch.randint(0, 80, (600,), generator=torch.Generator().manual_seed(2))
+    r = assistant.make_requests(text, 6, 10, 12, seed=3)
+    target, draft = _tiny_lm(1), _tiny_lm(2)
+    # Sharpen the draft towards the target so that some drafts are accepted: mix their weights.
+    with torch.no_grad():
+        for p_d, p_t in zip(draft.parameters(), target.parameters()):
+            p_d.mul_(0.3).add_(0.7 * p_t)
+    answers = assistant.greedy_answers(target, r.prompts, 12)
+    for gamma in (1, 3, 5):
+        rounds = assistant.speculative_rounds(target, draft, r, gamma)
+        ref = []
+        for k, prompt in enumerate(r.prompts):
+            seq, stats = speculative_generate(CachedLM(target), CachedLM(draft), prompt, 12, gamma, 0.0)
+            assert torch.equal(seq[10:], answers[k])
+            ref.append(stats.rounds)
+        np.testing.assert_array_equal(rounds, ref)
+        assert len(set(ref)) > 1  # rejections at varying positions: the case is not trivial
+    for k, prompt in enumerate(r.prompts):
+        assert torch.equal(autoregressive_generate(target, prompt, 12, temperature=0.0)[10:], answers[k])
+    with pytest.raises(ValueError, match="gamma"):
+        assistant.speculative_rounds(target, draft, r, 0)
+
+
 def test_checks_accept_right_reject_wrong_and_wait_for_none():
     def right_clicks(cat, click, lag):
         return checks.reference_same_category_clicks(cat, click, lag)

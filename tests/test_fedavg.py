@@ -20,10 +20,12 @@ from collab_lib.parameter_based.fedavg import (
     federate,
     full_steps,
     get_params,
+    linear_layers,
     local_update,
     local_update_batched,
     plan_round,
     server_update,
+    stacked_gradients,
     weighted_average,
 )
 from collab_lib.seed import generator
@@ -184,6 +186,55 @@ def test_local_update_batched_handles_clients_with_different_step_counts():
     for k in range(3):
         one = local_update(mlp(5, 4, 3, 0), w, data.xs[k], data.ys[k], batches[k], lr=0.3, mu=0.1)
         assert max_diff({n: stacked[n][k] for n in w}, one) < 1e-6
+
+
+def test_stacked_gradients_equal_autograd_per_client_with_padding():
+    # Three hidden layers, a bias-free layer and no Flatten: every branch of the written-out backward pass.
+    torch.set_default_dtype(torch.float64)  # as in the labs; the conftest fixture restores it
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4, bias=False), nn.ReLU(), nn.Linear(4, 3))
+    K, B = 4, 7
+    params = {n: torch.randn(K, *p.shape) for n, p in model.named_parameters()}
+    x, y = torch.randn(K, B, 6), torch.randint(0, 3, (K, B))
+    mask = torch.ones(K, B)
+    mask[1, 3:] = 0.0   # a client with a short last batch
+    mask[2] = 0.0       # a client that has finished: zero gradient
+    ours = stacked_gradients(linear_layers(model), params, x, y, mask)
+    assert set(ours) == set(params)
+    for k in range(K):
+        leaves = {n: p[k].clone().requires_grad_(True) for n, p in params.items()}
+        real = mask[k] > 0
+        if real.any():
+            loss = F.cross_entropy(torch.func.functional_call(model, leaves, (x[k][real],)), y[k][real])
+            ref = dict(zip(leaves, torch.autograd.grad(loss, list(leaves.values()))))
+        else:
+            ref = {n: torch.zeros_like(p) for n, p in leaves.items()}
+        assert max_diff({n: g[k] for n, g in ours.items()}, ref) < 1e-12
+
+
+def test_linear_layers_recognises_mlps_only_and_other_models_still_train_batched():
+    assert linear_layers(mlp(5, 4, 3, seed=0)) is not None and linear_layers(mlp(5, 0, 3, seed=0)) is not None
+    assert linear_layers(nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))) is None
+    assert linear_layers(nn.Linear(5, 3)) is None
+    # Layers named by an OrderedDict: the gradients carry the parameters' own names.
+    from collections import OrderedDict
+
+    torch.manual_seed(2)
+    named = nn.Sequential(OrderedDict(hidden=nn.Linear(5, 4), act=nn.ReLU(), out=nn.Linear(4, 3)))
+    params = {n: p.detach()[None].clone() for n, p in named.named_parameters()}
+    x, y = torch.randn(1, 6, 5), torch.randint(0, 3, (1, 6))
+    ours = stacked_gradients(linear_layers(named), params, x, y, torch.ones(1, 6))
+    loss = F.cross_entropy(named(x[0]), y[0])
+    for n, ref in zip(dict(named.named_parameters()), torch.autograd.grad(loss, list(named.parameters()))):
+        assert torch.allclose(ours[n][0], ref, atol=1e-6)
+    # A model outside the fast path takes the vmap path and still equals the per-client loop.
+    data = unequal_clients()
+    torch.manual_seed(1)
+    tanh_net = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))
+    config = FedConfig(rounds=2, client_fraction=1.0, local_epochs=2, batch_size=4, lr=0.1, mu=0.2, seed=1)
+    batched = federate(tanh_net, data, config, engine="batched").params
+    loop = federate(tanh_net, data, config, engine="loop").params
+    assert max_diff(batched, loop) < 1e-6 and max_diff(batched, get_params(tanh_net)) > 1e-2
 
 
 # --- participation ---------------------------------------------------------------------------------------

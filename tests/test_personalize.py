@@ -183,6 +183,40 @@ def test_device_embedding_by_hand_and_generated_models():
         HyperConfig(support_fraction=1.0)
 
 
+def test_hypernetwork_training_equals_the_per_sample_formulation():
+    # Reference: each query sample picks its user's generated head (W[user], b[user]); the library pads the
+    # users' query halves instead and runs one batched product. Same loss, so the same Adam trajectory.
+    import torch.nn.functional as F
+
+    users = unequal_users(sizes=(6, 15, 31, 9))
+    cloud = mlp(5, 8, 3, seed=4)
+    w = get_params(cloud)
+    cfg = HyperConfig(steps=25, lr=0.05, seed=2)
+    ours = train_hypernetwork(cloud, w, users, cfg)
+    ref = HyperHead(w["3.weight"], w["3.bias"])
+    rng = np.random.default_rng([cfg.seed, 4])
+    embeds, feats, labels, owner = [], [], [], []
+    for k, (x, y) in enumerate(zip(users.xs, users.ys)):
+        perm = torch.from_numpy(rng.permutation(len(y)))
+        n_s = max(1, min(len(y) - 1, int(round(cfg.support_fraction * len(y)))))
+        s, q = perm[:n_s], perm[n_s:]
+        embeds.append(device_embedding(w, x[s], y[s], 3))
+        feats.append(torch.relu(x[q] @ w["1.weight"].T + w["1.bias"]))
+        labels.append(y[q])
+        owner.append(torch.full((len(q),), k))
+    e, h, y_q, user = torch.stack(embeds), torch.cat(feats), torch.cat(labels), torch.cat(owner)
+    opt = torch.optim.Adam(ref.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    for _ in range(cfg.steps):
+        W, b = ref(e)
+        loss = F.cross_entropy(torch.einsum("nh,nch->nc", h, W[user]) + b[user], y_q)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for n, p in ref.state_dict().items():
+        assert (ours.state_dict()[n] - p).abs().max() < 1e-6
+    assert (ours.gen.weight.abs().max()) > 1e-3  # it trained
+
+
 # --- Compute, errors -------------------------------------------------------------------------------------------
 
 

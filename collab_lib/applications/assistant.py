@@ -28,8 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from collab_lib.models import CachedLM, CharLM
-from collab_lib.system.speculative import speculative_generate
+from collab_lib.models import CharLM
 
 MODES = ("device", "cloud", "speculative")
 """Codes of :func:`route`'s output: 0 = device, 1 = cloud, 2 = speculative."""
@@ -73,10 +72,49 @@ def score_requests(model: CharLM, requests: Requests) -> tuple[np.ndarray, np.nd
 
 def speculative_rounds(target: CharLM, draft: CharLM, requests: Requests, gamma: int) -> np.ndarray:
     """(n,) cloud passes (verification rounds) to answer each request greedily with speculative decoding,
-    ``answer_len`` new tokens, drafting ``gamma`` per round. Greedy: the answer is the cloud's own."""
+    ``answer_len`` new tokens, drafting ``gamma`` per round. Greedy: the answer is the cloud's own.
+
+    The count is what :func:`~collab_lib.system.speculative.speculative_generate` gives at temperature 0
+    (``tests/test_applications.py`` compares the two), computed for all requests at once instead of one
+    model call per drafted token. Greedy, a draft token is accepted exactly when it equals the target's,
+    so every accepted prefix is a prefix of the target's greedy answer y, and while its drafts are accepted
+    the draft model sees exactly y: its i-th draft of a round from position L is its greedy prediction
+    after y[:L + i], and the first draft that differs from y ends the round. So (a) decode y greedily with
+    the target, batched; (b) run the draft once over prompt + y, teacher-forced; (c) replay the rounds:
+    from L, n = the number of matching predictions at L, L + 1, ... (at most gamma), then L += n + 1.
+    """
+    if isinstance(gamma, bool) or not isinstance(gamma, int) or gamma < 1:
+        raise ValueError(f"gamma must be an int >= 1, got {gamma!r}")
     A = requests.answers.shape[1]
-    return np.array([speculative_generate(CachedLM(target), CachedLM(draft), p, A, gamma, 0.0)[1].rounds
-                     for p in requests.prompts], dtype=float)
+    answer = greedy_answers(target, requests.prompts, A)                            # (n, A): y
+    with torch.no_grad():
+        ids = torch.cat([requests.prompts, answer], dim=1)                              # (n, P + A)
+        guess = draft(ids[:, :-1]).argmax(-1)                                           # (n, P + A - 1)
+    P = requests.prompts.shape[1]
+    match = (guess[:, P - 1:] == answer).numpy()                                        # (n, A): drafts that y accepts
+    rounds = np.zeros(len(answer))
+    for k, row in enumerate(match):
+        L = 0
+        while L < A:
+            n = 0
+            while n < gamma and L + n < A and row[L + n]:
+                n += 1
+            L, rounds[k] = L + n + 1, rounds[k] + 1
+    return rounds
+
+
+@torch.no_grad()
+def greedy_answers(model: CharLM, prompts: torch.Tensor, answer_len: int) -> torch.Tensor:
+    """(n, answer_len) greedy continuations of (n, P) ``prompts``: batched decoding with a KV cache."""
+    cache = model.new_cache()
+    logits = model(prompts, cache)[:, -1]                                               # (n, V)
+    out = []
+    for _ in range(answer_len):
+        nxt = logits.argmax(-1, keepdim=True)                                           # (n, 1)
+        out.append(nxt)
+        if len(out) < answer_len:
+            logits = model(nxt, cache)[:, -1]
+    return torch.cat(out, dim=1)
 
 
 def route(difficulty: np.ndarray, private: np.ndarray, online: np.ndarray, threshold: float,

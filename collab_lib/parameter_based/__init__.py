@@ -1,7 +1,8 @@
 """Parameter-based collaboration: devices and the cloud exchange model parameters or updates.
 
 * :mod:`~collab_lib.parameter_based.fedavg` — FedAvg, FedProx and server momentum; client sampling,
-  dropout and stragglers; a batched engine (``torch.func.vmap``) and the per-client reference loop.
+  dropout and stragglers; a batched engine (gradients written out for MLPs, ``torch.func.vmap`` for other
+  models) and the per-client reference loop.
 * :mod:`~collab_lib.parameter_based.compress` — quantized and sparsified updates with error feedback.
 * :mod:`~collab_lib.parameter_based.personalize` — local fine-tuning, FedPer (shared body, personal head)
   and Ditto; per-user evaluation and device FLOP counts.

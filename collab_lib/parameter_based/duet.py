@@ -112,22 +112,28 @@ def train_hypernetwork(cloud: nn.Module, cloud_params: Params, users: UserDatase
     C = head.out_features
     hyper = HyperHead(cloud_params["3.weight"], cloud_params["3.bias"])
     rng = np.random.default_rng([config.seed, 4])
-    embeds, feats, labels, owner = [], [], [], []
-    for k, (x, y) in enumerate(zip(users.xs, users.ys)):
+    embeds, feats, labels = [], [], []
+    for x, y in zip(users.xs, users.ys):
         perm = torch.from_numpy(rng.permutation(len(y)))
         n_s = max(1, min(len(y) - 1, int(round(config.support_fraction * len(y)))))
         s, q = perm[:n_s], perm[n_s:]
         embeds.append(device_embedding(cloud_params, x[s], y[s], C))
         feats.append(hidden_features(cloud_params, x[q]))
         labels.append(y[q])
-        owner.append(torch.full((len(q),), k))
     e = torch.stack(embeds)                                                   # (K, C H)
-    h, y_q, user = torch.cat(feats), torch.cat(labels), torch.cat(owner)      # (Nq, H), (Nq,), (Nq,)
+    # Every user's query half, padded to the longest: (K, Q, H) features, (K, Q) labels and real-sample mask.
+    K, Q = len(feats), max(len(y) for y in labels)
+    h = torch.zeros(K, Q, hyper.hidden)
+    y_q = torch.zeros(K, Q, dtype=torch.int64)
+    real = torch.zeros(K, Q)
+    for k, (f, y) in enumerate(zip(feats, labels)):
+        h[k, : len(y)], y_q[k, : len(y)], real[k, : len(y)] = f, y, 1.0
     opt = torch.optim.Adam(hyper.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     for _ in range(config.steps):
         W, b = hyper(e)                                                       # (K, C, H), (K, C)
-        logits = torch.einsum("nh,nch->nc", h, W[user]) + b[user]             # (Nq, C)
-        loss = F.cross_entropy(logits, y_q)
+        logits = torch.baddbmm(b[:, None], h, W.transpose(1, 2))              # (K, Q, C): user k's own head
+        ce = F.cross_entropy(logits.reshape(K * Q, C), y_q.flatten(), reduction="none")  # (K Q,)
+        loss = (ce * real.flatten()).sum() / real.sum()                       # mean over all query samples
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -22,10 +22,11 @@ Departures, labelled:
   :func:`~collab_lib.parameter_based.fedavg.client_batches` with round index 0 and the config's seed, so a
   per-user loop and the batched trainer here see the same batches.
 
-All users are trained at once: their parameters are stacked along a leading user axis and
-``torch.func.vmap`` runs every user's SGD step together, as in
-:func:`~collab_lib.parameter_based.fedavg.local_update_batched` (which this generalises to per-user
-starting points, a trainable subset of the parameters and an anchor).
+All users are trained at once: their parameters are stacked along a leading user axis and every user's SGD
+step runs together, as in :func:`~collab_lib.parameter_based.fedavg.local_update_batched` (which this
+generalises to per-user starting points, a trainable subset of the parameters and an anchor): for an MLP with
+the gradients written out (:func:`~collab_lib.parameter_based.fedavg.stacked_gradients`), for any other model
+(such as DCCL's patched MLP) with ``torch.func.vmap``.
 
 Device compute is counted in FLOPs of multiply-adds (2 per multiply-add; biases and ReLU ignored) by
 :func:`mlp_forward_flops` and :func:`mlp_train_flops`.
@@ -51,8 +52,10 @@ from collab_lib.parameter_based.fedavg import (
     client_batches,
     full_steps,
     get_params,
-    plan_round,
+    linear_layers,
     padded_batches,
+    plan_round,
+    stacked_gradients,
     weighted_average,
 )
 
@@ -155,11 +158,17 @@ def sgd_per_user(model: nn.Module, start: Stacked, xs: Sequence[torch.Tensor], y
         return (ce * mk).sum() / mk.sum().clamp(min=1.0)
 
     losses = vmap(loss)
+    layers = linear_layers(model)  # an MLP: gradients written out (stacked_gradients), no autograd
     params = {n: p.clone() for n, p in start.items()}
     for s in range(S):
-        leaves = {n: p.requires_grad_(n in trainable) for n, p in params.items()}
-        grads = torch.autograd.grad(losses(leaves, xb[:, s], yb[:, s], mask_t[:, s]).sum(),
-                                    [leaves[n] for n in trainable])
+        if layers is not None:
+            leaves = params
+            g = stacked_gradients(layers, params, xb[:, s], yb[:, s], mask_t[:, s])
+            grads = [g[n] for n in trainable]
+        else:
+            leaves = {n: p.requires_grad_(n in trainable) for n, p in params.items()}
+            grads = torch.autograd.grad(losses(leaves, xb[:, s], yb[:, s], mask_t[:, s]).sum(),
+                                        [leaves[n] for n in trainable])
         active = mask_t[:, s].sum(dim=1) > 0                                   # (K,) users still training
         with torch.no_grad():
             params = {n: p.detach() for n, p in leaves.items()}
