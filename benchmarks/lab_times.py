@@ -27,7 +27,8 @@ TABLE = ROOT / "book" / "appendix" / "_lab_times.md"
 def time_lab(path: Path) -> float:
     """Seconds to execute the notebook at ``path`` in a new kernel (outputs discarded)."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no start-up warnings
     start = time.perf_counter()
     client.execute()
     return time.perf_counter() - start
@@ -48,6 +49,8 @@ def main() -> None:
     parser.add_argument("labs", nargs="*", type=Path, help="notebooks to time (default: every lab)")
     parser.add_argument("--write", action="store_true", help=f"also write {TABLE.relative_to(ROOT)}")
     args = parser.parse_args()
+    if args.write and args.labs:
+        parser.error("--write times every lab: give no lab names with it")
     labs = [p.resolve() for p in args.labs] or sorted((ROOT / "labs").glob("*/*.ipynb"))
     rows = []
     for path in labs:
