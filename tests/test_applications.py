@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from collab_lib.applications import assistant, checks, reranking
+from collab_lib.applications import assistant, reranking
+from collab_lib.exercises import applications as checks
 from collab_lib.datasets.recsys import RecsysConfig, click_probability, generate
 from collab_lib.models import CharLM, CharLMConfig
 
@@ -170,27 +171,3 @@ def test_speculative_rounds_equal_speculative_generate_and_greedy_answers_autore
         assert torch.equal(autoregressive_generate(target, prompt, 12, temperature=0.0)[10:], answers[k])
     with pytest.raises(ValueError, match="gamma"):
         assistant.speculative_rounds(target, draft, r, 0)
-
-
-def test_checks_accept_right_reject_wrong_and_wait_for_none():
-    def right_clicks(cat, click, lag):
-        return checks.reference_same_category_clicks(cat, click, lag)
-
-    def wrong_clicks(cat, click, lag):  # includes the current position's own click
-        return np.array([sum(click[j] for j in range(i + 1) if cat[j] == cat[i]) for i in range(len(cat))])
-
-    assert checks.check_same_category_clicks(right_clicks).startswith("correct")
-    assert checks.check_same_category_clicks(lambda *a: None).startswith("not attempted")
-    with pytest.raises(AssertionError, match="position"):
-        checks.check_same_category_clicks(wrong_clicks)
-
-    def right_route(d, p, o, t):
-        return (d >= t) & ~p & o
-
-    def wrong_route(d, p, o, t):  # forgets the network
-        return (d >= t) & ~p
-
-    assert checks.check_route(right_route).startswith("correct")
-    assert checks.check_route(lambda *a: None).startswith("not attempted")
-    with pytest.raises(AssertionError, match="online=False"):
-        checks.check_route(wrong_route)

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from collab_lib.applications import checks, livestream as ls
+from collab_lib.applications import livestream as ls
+from collab_lib.exercises import applications as checks
 
 CFG = ls.StreamConfig(num_streams=6, duration_s=200, highlight_every_s=30.0)
 

@@ -116,7 +116,7 @@ def test_nbval_markers_are_ones_nbval_recognises(lab):
 
 
 def _check_functions() -> dict[str, str]:
-    """Name -> module of every ``check_*`` function in a ``collab_lib.<package>.checks`` module."""
+    """Name -> module of every ``check_*`` function in a ``collab_lib.exercises`` module."""
     import importlib
     import pkgutil
 
@@ -124,7 +124,7 @@ def _check_functions() -> dict[str, str]:
 
     found = {}
     for info in pkgutil.walk_packages(collab_lib.__path__, collab_lib.__name__ + "."):
-        if info.name.endswith(".checks"):
+        if info.name.startswith("collab_lib.exercises."):
             module = importlib.import_module(info.name)
             found.update({name: info.name for name in vars(module) if name.startswith("check_")})
     return found
@@ -137,13 +137,13 @@ def test_lab_ends_with_a_check_from_the_library_that_the_tests_run(lab):
     nb = json.loads(lab.read_text())
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
     assert not any(re.search(r"^def check_\w+", src, re.M) for src in code), (
-        "define the check in a collab_lib checks module, not in the lab")
+        "define the check in a collab_lib.exercises module, not in the lab")
     called = {name for src in code[-2:] for name in re.findall(r"^(check_\w+)\(", src, re.M)}
     assert called, "one of the last two code cells must call the lab's check_* function"
     library = _check_functions()
     tests_text = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py") if p.name != Path(__file__).name)
     for name in called:
-        assert name in library, f"{name} is not a check_* function of a collab_lib ...checks module"
+        assert name in library, f"{name} is not a check_* function of a collab_lib.exercises module"
         assert any(re.search(rf"from {re.escape(library[name])} import[^)]*\b{name}\b", src) for src in code), (
             f"import {name} from {library[name]}")
         assert re.search(rf"\b{name}\(", tests_text), f"no test in tests/ runs {name}"
@@ -208,3 +208,22 @@ def test_only_known_tags_mark_a_labs_cells(lab):
     for cell in nb["cells"]:
         unknown = set(cell.get("metadata", {}).get("tags", [])) - known
         assert not unknown, f"unknown cell tags {sorted(unknown)}; known: {sorted(known)}"
+
+
+def test_method_packages_hold_methods_and_every_check_lives_in_exercises():
+    """A check is an exercise, not a method: none in the method packages, all in ``collab_lib.exercises``."""
+    stray = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "collab_lib").rglob("checks.py"))
+    assert not stray, f"move these into collab_lib/exercises/: {stray}"
+    import importlib
+    import inspect
+    import pkgutil
+
+    import collab_lib
+
+    for info in pkgutil.walk_packages(collab_lib.__path__, collab_lib.__name__ + "."):
+        if info.name.startswith("collab_lib.exercises") or info.name.endswith("flower_app"):
+            continue
+        module = importlib.import_module(info.name)
+        checks = [n for n, obj in vars(module).items() if n.startswith("check_") and inspect.isfunction(obj)
+                  and obj.__module__ == module.__name__]
+        assert not checks, f"{info.name} defines lab checks {checks}: they belong in collab_lib.exercises"

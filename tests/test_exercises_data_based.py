@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from collab_lib.data_based import checks
+from collab_lib.exercises import data_based as checks
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from collab_lib.feature_based import checks
+from collab_lib.exercises import feature_based as checks
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py

@@ -1,84 +1,15 @@
-"""The system layer's lab checks accept an independent answer, say "not attempted" for None and reject wrong
+"""Chapter 3's lab checks accept an independent answer, say "not attempted" for None and reject wrong
 answers: the mistakes a learner would make, and answers of the wrong shape or type."""
 
-import math
 
 import numpy as np
 import pytest
 import torch
 
-from collab_lib.hardware import profile_model
-from collab_lib.models import vision_cnn
-from collab_lib.system import checks
+from collab_lib.exercises import system as checks
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
-
-
-# --- crossover (chapter 1) ------------------------------------------------------------------------------
-
-
-def plain_crossover(cuts, rtt=True, download=True, cloud=True, bits_per_byte=8):
-    """B* from the cuts alone: the symmetric rate is 8 bytes_up / uplink_s; the keywords drop a term."""
-    dev, cld = cuts[-1], cuts[0]
-    rate = 8 * cld.bytes_up / cld.uplink_s                         # bit/s, both directions
-    sent_bytes = (cld.uplink_s + (cld.downlink_s if download else 0)) * rate / 8
-    slack_s = dev.total_s - (cld.rtt_s if rtt else 0) - (cld.cloud_s if cloud else 0)
-    if slack_s <= 0:
-        return math.inf
-    return bits_per_byte * sent_bytes / slack_s / 1e6
-
-
-def lab_solution_crossover(cuts):
-    """The lab's worked solution, which reads the answer's size from the lab's own model."""
-    with torch.device("meta"):
-        layers = profile_model(vision_cnn(width=256), torch.empty(1, 3, 224, 224))
-    device_only, cloud_only = cuts[-1], cuts[0]
-    slack_s = device_only.total_s - cloud_only.rtt_s - cloud_only.cloud_s
-    if slack_s <= 0:
-        return float("inf")
-    return 8 * (cloud_only.bytes_up + layers[-1].output_bytes) / slack_s / 1e6
-
-
-def test_crossover_check():
-    assert checks.check_crossover(plain_crossover).startswith("correct")
-    assert checks.check_crossover(lab_solution_crossover).startswith("correct")
-    assert checks.check_crossover(lambda cuts: torch.tensor(plain_crossover(cuts))).startswith("correct")
-    assert checks.check_crossover(lambda cuts: None).startswith("not attempted yet")
-
-
-def test_crossover_check_rejects_forgotten_terms():
-    with pytest.raises(AssertionError, match="Wi-Fi, cuts priced at 1 Mbit/s.*round trip is missing"):
-        checks.check_crossover(lambda cuts: plain_crossover(cuts, rtt=False))
-    with pytest.raises(AssertionError, match="download is missing"):
-        checks.check_crossover(lambda cuts: plain_crossover(cuts, download=False))
-    with pytest.raises(AssertionError, match="loaded A100.*compute is missing"):
-        checks.check_crossover(lambda cuts: plain_crossover(cuts, cloud=False) if cuts[0].cloud_s > 5e-3
-                               else plain_crossover(cuts))
-
-
-def test_crossover_check_rejects_units_and_a_missing_infinity():
-    with pytest.raises(AssertionError, match="bits, not bytes"):
-        checks.check_crossover(lambda cuts: plain_crossover(cuts, bits_per_byte=1))
-    with pytest.raises(AssertionError, match="the unit is Mbit/s"):
-        checks.check_crossover(lambda cuts: plain_crossover(cuts) * 1e6)
-
-    def no_infinity(cuts):
-        dev, cld = cuts[-1], cuts[0]
-        rate = 8 * cld.bytes_up / cld.uplink_s
-        return (cld.uplink_s + cld.downlink_s) * rate / (dev.total_s - cld.rtt_s - cld.cloud_s) / 1e6
-    with pytest.raises(AssertionError, match="LTE.*float\\('inf'\\)"):
-        checks.check_crossover(no_infinity)
-
-
-def test_crossover_check_rejects_a_rate_dependent_answer_and_a_non_number():
-    def assumes_one_mbps(cuts):  # right only when the cuts were priced at 1 Mbit/s
-        dev, cld = cuts[-1], cuts[0]
-        return (cld.uplink_s + cld.downlink_s) / (dev.total_s - cld.rtt_s - cld.cloud_s)
-    with pytest.raises(AssertionError, match="priced at 50 Mbit/s"):
-        checks.check_crossover(assumes_one_mbps)
-    with pytest.raises(AssertionError, match="expected a single number"):
-        checks.check_crossover(lambda cuts: [plain_crossover(cuts), 1.0])
 
 
 # --- T(k) of a cut (chapter 3, split inference) ---------------------------------------------------------

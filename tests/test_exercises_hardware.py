@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from collab_lib.hardware import checks
+from collab_lib.exercises import hardware as checks
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py

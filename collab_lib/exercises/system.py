@@ -1,5 +1,4 @@
-"""Check functions of the chapter 1 trade-off lab and the chapter 3 labs: each tests a learner's function
-against the system layer's.
+"""Check functions of the chapter 3 labs: each tests a learner's function against the system layer's.
 
 A check returns a "not attempted yet" message when the learner's function returns ``None``, raises
 ``AssertionError`` with a message naming the case that fails, what was returned and what was expected, and
@@ -9,14 +8,13 @@ catalog devices and seeded generators, so a check is deterministic and does not 
 
 from __future__ import annotations
 
-import dataclasses
-import math
 
 import numpy as np
 import torch
 
-from collab_lib._answers import as_array, as_number, as_shaped
-from collab_lib.hardware import get_device, get_link, profile_model
+from collab_lib.exercises._answers import as_array, as_number, as_shaped
+from collab_lib.exercises.introduction import _EFFICIENCY, _FRAME_BYTES, _profile
+from collab_lib.hardware import get_device, get_link
 from collab_lib.hardware.llm import generation_profile, get_format, get_model
 from collab_lib.hardware.roofline import layer_time_s, layers_time_s
 from collab_lib.models import residual_cnn, vision_cnn
@@ -26,79 +24,6 @@ from collab_lib.system.early_exit import confidences, exit_decisions
 from collab_lib.system.fleet import FleetConfig, simulate_day
 from collab_lib.system.partition import split_latencies
 from collab_lib.system.speculative import residual_distribution
-
-_FRAME_BYTES = 3 * 224 * 224  # a camera frame sent as 8-bit pixels, as in the labs
-_EFFICIENCY = 0.3  # fraction of the roofline, device and cloud alike, as in the labs
-
-
-def _profile(model_fn, width: int):
-    """Per-layer profile of ``model_fn(width)`` on a 224 x 224 frame, on the meta device (shapes only)."""
-    with torch.device("meta"):
-        return profile_model(model_fn(width), torch.empty(1, 3, 224, 224))
-
-
-# --- Chapter 1: the trade-off ---------------------------------------------------------------------------
-
-
-def _symmetric(link_key: str, mbps: float):
-    rate = mbps * 1e6
-    return dataclasses.replace(get_link(link_key), uplink_bits_per_s=rate, downlink_bits_per_s=rate)
-
-
-def check_crossover(fn) -> str:
-    """Check ``fn(cuts)``, the bandwidth above which cloud-only beats device-only, against the library.
-
-    ``fn`` receives the :class:`~collab_lib.system.partition.SplitLatency` of every cut of the lab's
-    ``vision_cnn(256)`` over a link whose uplink and downlink both run at some rate B (``cuts[0]`` is
-    cloud-only, ``cuts[-1]`` device-only), and returns, as a number in Mbit/s, the rate above which
-    cloud-only is faster; ``float("inf")`` if the cloud never wins. The answer must not depend on the B at
-    which the cuts were priced. The expected value comes from
-    :func:`~collab_lib.system.partition.split_latencies` at two rates: cloud-only takes a + b / B.
-    """
-    layers = _profile(vision_cnn, 256)
-    phone, pi, a100 = (get_device(k) for k in ("snapdragon-8-gen-3", "raspberry-pi-5", "a100-sxm"))
-    cases = [  # (name, device, cloud, link, rate of the cuts in Mbit/s, input bytes, cloud efficiency)
-        ("Wi-Fi, cuts priced at 1 Mbit/s", phone, a100, "wifi", 1.0, _FRAME_BYTES, _EFFICIENCY),
-        ("Wi-Fi, cuts priced at 50 Mbit/s", phone, a100, "wifi", 50.0, _FRAME_BYTES, _EFFICIENCY),
-        ("5G, a 15 kB compressed frame, cuts at 20 Mbit/s", phone, a100, "5g", 20.0, _FRAME_BYTES // 10,
-         _EFFICIENCY),
-        ("a Raspberry Pi 5 and a loaded A100 (2% of its roofline) over Wi-Fi", pi, a100, "wifi", 5.0,
-         _FRAME_BYTES, 0.02),
-        ("LTE, whose round trip is longer than device-only", phone, a100, "lte", 10.0, _FRAME_BYTES, _EFFICIENCY),
-    ]
-
-    def cuts_at(case, mbps):
-        _, device, cloud, link, _, input_bytes, cloud_eff = case
-        return split_latencies(layers, device, cloud, _symmetric(link, mbps), input_bytes=input_bytes,
-                               device_efficiency=_EFFICIENCY, cloud_efficiency=cloud_eff)
-
-    if fn(cuts_at(cases[0], cases[0][4])) is None:
-        return "not attempted yet: fill in crossover_mbps above"
-    for case in cases:
-        name, mbps = case[0], case[4]
-        got = as_number(fn(cuts_at(case, mbps)), "crossover_mbps", name)
-        one, two = cuts_at(case, 1.0), cuts_at(case, 2.0)
-        b = 2 * (one[0].total_s - two[0].total_s)        # s * Mbit/s: the transfers at 1 Mbit/s
-        slack_s = one[-1].total_s - (one[0].total_s - b)  # device-only minus what no rate removes
-        if slack_s <= 0:
-            assert got == math.inf, (f"{name}: you return {got:.4g} Mbit/s, but here the round trip and the "
-                                     "cloud's compute alone take longer than device-only, so the cloud never "
-                                     "wins: return float('inf')")
-            continue
-        ref = b / slack_s
-        if abs(got - ref) <= 1e-6 * ref:
-            continue
-        cloud = one[0]
-        near = {"the round trip is missing": b / (slack_s + cloud.rtt_s),
-                "the cloud's compute is missing": b / (slack_s + cloud.cloud_s),
-                "the answer's download is missing": (b - cloud.downlink_s) / slack_s,
-                "a factor of 8: bits, not bytes": (8 * ref, ref / 8),
-                "the unit is Mbit/s (1e6 bit/s)": (1e6 * ref, 1e-6 * ref)}
-        hints = [h for h, v in near.items() if any(math.isclose(got, x, rel_tol=1e-6) for x in np.atleast_1d(v))]
-        hint = hints[0] if hints else "cloud-only takes RTT + 8 (S_in + S_out) / B + T_cloud, device-only T_dev"
-        raise AssertionError(f"{name}: you return {got:.6g} Mbit/s, expected {ref:.6g} Mbit/s ({hint})")
-    return ("correct: your crossover matches the library's latencies over Wi-Fi, 5G and LTE, for cuts priced "
-            "at different rates, a compressed frame and a slow cloud")
 
 
 # --- Chapter 3: split inference -------------------------------------------------------------------------

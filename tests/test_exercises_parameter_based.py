@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from collab_lib.parameter_based import checks
+from collab_lib.exercises import parameter_based as checks
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py

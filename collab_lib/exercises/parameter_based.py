@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import torch
 
-from collab_lib._answers import as_shaped
+from collab_lib.exercises._answers import as_shaped
 from collab_lib.parameter_based.compress import top_k
 from collab_lib.parameter_based.fedavg import weighted_average
 from collab_lib.parameter_based.personalize import ditto_step
