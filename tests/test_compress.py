@@ -19,7 +19,8 @@ from collab_lib.parameter_based.compress import (
     stochastic_quantize,
     top_k,
 )
-from collab_lib.parameter_based.fedavg import FedConfig, federate, get_params
+from collab_lib.parameter_based.federated import FedConfig, federate
+from collab_lib.parameter_based.params import get_params
 from collab_lib.seed import generator
 
 

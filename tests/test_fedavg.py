@@ -14,20 +14,13 @@ from torch import nn
 from collab_lib.datasets.synthetic import fedprox_synthetic
 from collab_lib.datasets.users import UserDatasets
 from collab_lib.models import mlp
-from collab_lib.parameter_based.fedavg import (
-    FedConfig,
-    client_batches,
-    federate,
-    full_steps,
-    get_params,
-    linear_layers,
-    local_update,
-    local_update_batched,
-    plan_round,
-    server_update,
-    stacked_gradients,
-    weighted_average,
-)
+from collab_lib.parameter_based.aggregate import momentum_step, weighted_average
+from collab_lib.parameter_based.fedavg import FedAvg
+from collab_lib.parameter_based.fedavgm import FedAvgM
+from collab_lib.parameter_based.federated import FedConfig, client_batches, federate, full_steps, plan_round
+from collab_lib.parameter_based.fedprox import FedProx
+from collab_lib.parameter_based.local import linear_layers, local_update, local_update_batched, stacked_gradients
+from collab_lib.parameter_based.params import get_params
 from collab_lib.seed import generator
 
 
@@ -72,12 +65,12 @@ def test_weighted_average_rejects_bad_weights():
 
 def test_server_momentum_step_by_hand_and_plain_fedavg_exactly():
     w, avg, v = {"p": torch.tensor([1.0])}, {"p": torch.tensor([0.5])}, {"p": torch.tensor([0.2])}
-    new, vel = server_update(w, avg, v, server_lr=1.0, server_momentum=0.9)
+    new, vel = momentum_step(w, avg, v, server_lr=1.0, server_momentum=0.9)
     # Δ = 0.5, v' = 0.9 * 0.2 + 0.5 = 0.68, w' = 1 - 0.68 = 0.32
     assert torch.allclose(vel["p"], torch.tensor([0.68])) and torch.allclose(new["p"], torch.tensor([0.32]))
-    new, _ = server_update(w, avg, v, server_lr=2.0, server_momentum=0.0)
+    new, _ = momentum_step(w, avg, v, server_lr=2.0, server_momentum=0.0)
     assert torch.allclose(new["p"], torch.tensor([0.0]))  # 1 - 2 * 0.5
-    new, _ = server_update(w, avg, v, server_lr=1.0, server_momentum=0.0)
+    new, _ = momentum_step(w, avg, v, server_lr=1.0, server_momentum=0.0)
     assert torch.equal(new["p"], avg["p"])
 
 
@@ -111,8 +104,8 @@ def reference_round(model: nn.Module, data: UserDatasets, config: FedConfig, rou
 def test_one_round_matches_the_written_out_algorithm(mu, engine):
     data = unequal_clients()
     model = mlp(5, 0, 3, seed=0)
-    config = FedConfig(rounds=1, client_fraction=1.0, local_epochs=2, batch_size=4, lr=0.1, mu=mu, seed=3)
-    ours = federate(model, data, config, engine=engine).params
+    config = FedConfig(rounds=1, client_fraction=1.0, local_epochs=2, batch_size=4, lr=0.1, seed=3)
+    ours = federate(model, data, config, strategy=FedProx(mu=mu), engine=engine).params
     ref = reference_round(model, data, config, 0, mu)
     assert max_diff(ours, ref) < 1e-5
     assert max_diff(ours, get_params(model)) > 1e-2  # the round moved the model
@@ -123,7 +116,7 @@ def test_fedprox_with_mu_zero_is_fedavg_and_mu_pulls_towards_the_global_model():
     model = mlp(5, 8, 3, seed=1)
     base = dict(rounds=2, client_fraction=1.0, local_epochs=3, batch_size=4, lr=0.2, seed=0)
     fedavg = federate(model, data, FedConfig(**base)).params
-    prox0 = federate(model, data, FedConfig(**base, mu=0.0)).params
+    prox0 = federate(model, data, FedConfig(**base), strategy=FedProx(mu=0.0)).params
     assert max_diff(fedavg, prox0) == 0.0
     # Against the written-out algorithm (different code, so mu = 0 is not only the same default):
     assert max_diff(fedavg, reference_round_general(model, data, FedConfig(**base))) < 1e-5
@@ -160,18 +153,18 @@ def reference_round_general(model, data, config):
 # --- batched engine against the loop -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("config", [
-    FedConfig(rounds=3, client_fraction=0.5, local_epochs=2, batch_size=5, lr=0.1),
-    FedConfig(rounds=3, client_fraction=1.0, local_epochs=1, batch_size=16, lr=0.05, mu=0.3,
-              straggler_fraction=0.5, stragglers="partial"),
-    FedConfig(rounds=3, client_fraction=0.8, local_epochs=2, batch_size=7, lr=0.1, server_momentum=0.9,
-              dropout_prob=0.3),
+@pytest.mark.parametrize("config, strategy", [
+    (FedConfig(rounds=3, client_fraction=0.5, local_epochs=2, batch_size=5, lr=0.1), FedAvg()),
+    (FedConfig(rounds=3, client_fraction=1.0, local_epochs=1, batch_size=16, lr=0.05,
+               straggler_fraction=0.5, stragglers="partial"), FedProx(mu=0.3)),
+    (FedConfig(rounds=3, client_fraction=0.8, local_epochs=2, batch_size=7, lr=0.1, dropout_prob=0.3),
+     FedAvgM(server_momentum=0.9)),
 ], ids=["partial-participation", "fedprox-stragglers", "momentum-dropout"])
-def test_batched_engine_equals_the_per_client_loop(config):
+def test_batched_engine_equals_the_per_client_loop(config, strategy):
     data, _ = fedprox_synthetic(1.0, 1.0, 12, seed=0, max_samples_per_user=60)
     model = mlp(60, 16, 10, seed=0)
-    batched = federate(model, data, config, engine="batched")
-    loop = federate(model, data, config, engine="loop")
+    batched = federate(model, data, config, strategy=strategy, engine="batched")
+    loop = federate(model, data, config, strategy=strategy, engine="loop")
     assert max_diff(batched.params, loop.params) < 1e-5
     assert batched.history.answered == loop.history.answered
     assert max_diff(batched.params, get_params(model)) > 1e-2
@@ -231,9 +224,9 @@ def test_linear_layers_recognises_mlps_only_and_other_models_still_train_batched
     data = unequal_clients()
     torch.manual_seed(1)
     tanh_net = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))
-    config = FedConfig(rounds=2, client_fraction=1.0, local_epochs=2, batch_size=4, lr=0.1, mu=0.2, seed=1)
-    batched = federate(tanh_net, data, config, engine="batched").params
-    loop = federate(tanh_net, data, config, engine="loop").params
+    config = FedConfig(rounds=2, client_fraction=1.0, local_epochs=2, batch_size=4, lr=0.1, seed=1)
+    batched = federate(tanh_net, data, config, strategy=FedProx(mu=0.2), engine="batched").params
+    loop = federate(tanh_net, data, config, strategy=FedProx(mu=0.2), engine="loop").params
     assert max_diff(batched, loop) < 1e-6 and max_diff(batched, get_params(tanh_net)) > 1e-2
 
 
@@ -295,23 +288,34 @@ def test_federation_converges_with_30_percent_dropout():
 
 
 @pytest.mark.parametrize("field, value", [
-    ("client_fraction", 0.0), ("client_fraction", 1.5), ("client_fraction", -0.1), ("mu", -0.01),
+    ("client_fraction", 0.0), ("client_fraction", 1.5), ("client_fraction", -0.1),
     ("lr", 0.0), ("rounds", 0), ("local_epochs", 0), ("batch_size", 0), ("dropout_prob", 1.0),
-    ("straggler_fraction", 1.2), ("stragglers", "wait"), ("server_momentum", 1.0), ("server_lr", 0.0),
+    ("straggler_fraction", 1.2), ("stragglers", "wait"),
 ])
 def test_bad_configs_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         FedConfig(**{field: value})
 
 
-def test_no_clients_and_bad_engine_are_errors():
+@pytest.mark.parametrize("make, field", [
+    (lambda: FedProx(mu=-0.01), "mu"), (lambda: FedAvgM(server_momentum=1.0), "server_momentum"),
+    (lambda: FedAvgM(server_lr=0.0), "server_lr"),
+])
+def test_bad_strategies_name_the_field(make, field):
+    with pytest.raises(ValueError, match=field):
+        make()
+
+
+def test_no_clients_bad_engine_and_a_non_strategy_are_errors():
     with pytest.raises(ValueError, match="train: no clients"):
         federate(mlp(5, 0, 3, 0), UserDatasets((), (), ()), FedConfig())
     with pytest.raises(ValueError, match="engine"):
         federate(mlp(5, 0, 3, 0), unequal_clients(), FedConfig(), engine="gpu")
+    with pytest.raises(TypeError, match="strategy"):
+        federate(mlp(5, 0, 3, 0), unequal_clients(), FedConfig(), strategy="fedprox")
 
 
 def test_library_imports_without_flower():
-    code = ("import sys, collab_lib.parameter_based, collab_lib.parameter_based.fedavg; "
+    code = ("import sys, collab_lib.parameter_based, collab_lib.parameter_based.federated; "
             "assert 'flwr' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from collab_lib._validate import positive_int
-from collab_lib.parameter_based.fedavg import FedConfig
+from collab_lib.parameter_based.federated import FedConfig
 
 
 def test_positive_int_accepts_python_and_numpy_ints():

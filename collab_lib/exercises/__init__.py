@@ -3,7 +3,7 @@
 Each lab ends with a cell that calls a ``check_*`` function from here on the learner's own function: it runs
 it on seeded cases built from the library and compares the result with the library's implementation,
 answers "not attempted yet" while the function returns ``None``, and raises ``AssertionError`` naming the
-failing case (and, for common mistakes, a hint). :mod:`collab_lib.exercises._answers` reads a learner's
+failing case (and, for common mistakes, a hint). :mod:`collab_lib.exercises.answers` reads a learner's
 answer in whatever form it comes (number, list, array, tensor). Every check is tested against deliberately
 wrong answers in ``tests/test_exercises_<module>.py``. A new lab's check is one function in its chapter's
 module, plus those tests.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from collab_lib.exercises._answers import as_number
+from collab_lib.exercises.answers import as_number
 from collab_lib.metrics import auc, gauc, per_user
 
 

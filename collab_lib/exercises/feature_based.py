@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from collab_lib.exercises._answers import as_number
+from collab_lib.exercises.answers import as_number
 from collab_lib.feature_based.inversion import psnr
 from collab_lib.feature_based.logit_exchange import logit_bytes_per_round
 from collab_lib.feature_based.split_learning import split_model, split_step

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from collab_lib.exercises._answers import as_number
+from collab_lib.exercises.answers import as_number
 from collab_lib.hardware.energy import RadioPowerModel, get_radio, radio_energy, transfer_energy_j
 from collab_lib.hardware.llm import FORMATS, MODELS, decode_bytes_per_token, predict_decode
 from collab_lib.hardware.memory import measure_training_memory

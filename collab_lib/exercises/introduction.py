@@ -15,7 +15,7 @@ import math
 import numpy as np
 import torch
 
-from collab_lib.exercises._answers import as_number
+from collab_lib.exercises.answers import as_number
 from collab_lib.hardware import get_device, get_link, profile_model
 from collab_lib.models import vision_cnn
 from collab_lib.system.partition import split_latencies

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 
 import torch
 
-from collab_lib.exercises._answers import as_shaped
+from collab_lib.exercises.answers import as_shaped
 from collab_lib.parameter_based.compress import top_k
-from collab_lib.parameter_based.fedavg import weighted_average
+from collab_lib.parameter_based.aggregate import weighted_average
 from collab_lib.parameter_based.personalize import ditto_step
 from collab_lib.seed import generator
 
@@ -121,7 +121,7 @@ def _average_cases() -> list[tuple[str, dict[str, torch.Tensor], torch.Tensor]]:
 
 
 def check_weighted_average(fn) -> str:
-    """Check ``fn(stacked, num_samples)`` against :func:`~collab_lib.parameter_based.fedavg.weighted_average`.
+    """Check ``fn(stacked, num_samples)`` against :func:`~collab_lib.parameter_based.aggregate.weighted_average`.
 
     ``fn`` receives ``stacked``, a dict name -> float tensor of shape ``(K, *shape)`` holding the K clients'
     values of each parameter along the first axis, and ``num_samples``, a ``(K,)`` float tensor of the

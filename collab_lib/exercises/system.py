@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from collab_lib.exercises._answers import as_array, as_number, as_shaped
+from collab_lib.exercises.answers import as_array, as_number, as_shaped
 from collab_lib.exercises.introduction import _EFFICIENCY, _FRAME_BYTES, _profile
 from collab_lib.hardware import get_device, get_link
 from collab_lib.hardware.llm import generation_profile, get_format, get_model

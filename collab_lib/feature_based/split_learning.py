@@ -36,12 +36,17 @@ import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from collab_lib._validate import positive_int
 from collab_lib.hardware.profile import tensor_bytes
+from collab_lib.parameter_based.fedavg import FedAvg
+from collab_lib.parameter_based.federated import FedConfig, RoundPlan, run_round
+from collab_lib.parameter_based.params import Params, get_params, set_params
+from collab_lib.parameter_based.strategy import ClientResults, LocalObjective, Strategy
 from collab_lib.seed import generator
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -134,7 +139,7 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class History:
     """Per round (length ``rounds``): cumulative bytes over the link (all devices, both directions),
     cumulative SGD steps, and test accuracy after the round."""
@@ -194,31 +199,48 @@ def train_split(model: nn.Sequential, cut: int, clients: Sequence[Client], test:
 
 
 def train_fedavg(model: nn.Module, clients: Sequence[Client], test: Client, config: TrainConfig,
-                 seed: int) -> History:
+                 seed: int, strategy: Strategy = FedAvg()) -> History:
     """FedAvg with every device in every round and one local epoch of SGD, training ``model`` in place.
 
-    The new global model is the average of the local models weighted by the devices' sample counts
-    (McMahan et al.'s n_k / n). Bytes: 2 P b per device per round.
+    The round is the library's one federated round (:func:`~collab_lib.parameter_based.federated.run_round`)
+    with full participation, run by ``strategy`` (FedAvg: the new global model is the average of the local
+    models weighted by the devices' sample counts, McMahan et al.'s n_k / n); the local training is this
+    module's, with the same batch order as :func:`train_split` so that the two differ only in what travels.
+    Bytes: 2 P b per device per round.
     """
     _check_clients(clients)
-    n = sum(len(x) for x, _ in clients)
-    per_round = len(clients) * 2 * sum(tensor_bytes(p) for p in model.parameters())
+    fed = FedConfig(rounds=config.rounds, client_fraction=1.0, local_epochs=1, batch_size=config.batch_size,
+                    lr=config.lr, seed=seed)
+    sizes = np.array([len(x) for x, _ in clients])
+    params = get_params(model)
+    state = strategy.init_state(params)
     total, steps, hist = 0, 0, History([], [], [])
-    for r in range(config.rounds):
-        new_state = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
-        for i, (x, y) in enumerate(clients):
-            local = copy.deepcopy(model)
-            opt = torch.optim.SGD(local.parameters(), lr=config.lr)
-            g = generator(seed, offset=r * len(clients) + i)
+
+    def local_epoch(plan: RoundPlan, sent: Params, objective: LocalObjective) -> ClientResults:
+        nonlocal steps
+        updates = []
+        for i in (int(k) for k in plan.answered):
+            x, y = clients[i]
+            net = set_params(copy.deepcopy(model), sent)
+            opt = torch.optim.SGD(net.parameters(), lr=config.lr)
+            g = generator(seed, offset=plan.round_idx * len(clients) + i)
             for idx in _batches(len(x), config.batch_size, g):
                 opt.zero_grad()
-                F.cross_entropy(local(x[idx]), y[idx]).backward()
+                loss = F.cross_entropy(net(x[idx]), y[idx])
+                if objective.mu > 0:  # FedProx's proximal term, if the strategy asks for it
+                    loss = loss + objective.mu / 2 * sum(((p - sent[n]) ** 2).sum() for n, p in net.named_parameters())
+                loss.backward()
                 opt.step()
                 steps += 1
-            for k, v in local.state_dict().items():
-                new_state[k] += v * (len(x) / n)
-        model.load_state_dict(new_state)
-        total += per_round
+            updates.append(get_params(net))
+        stacked = {n: torch.stack([u[n] for u in updates]) for n in sent}
+        return ClientResults(plan.answered, torch.from_numpy(sizes[plan.answered]).double(), stacked)
+
+    for r in range(config.rounds):
+        out = run_round(r, params, state, sizes, fed, strategy, local_epoch)
+        params, state = out.params, out.state
+        set_params(model, params)
+        total += out.bytes_down + out.bytes_up
         hist.bytes_total.append(total)
         hist.steps.append(steps)
         hist.accuracy.append(accuracy(model, *test))

@@ -1,8 +1,14 @@
 """Parameter-based collaboration: devices and the cloud exchange model parameters or updates.
 
-* :mod:`~collab_lib.parameter_based.fedavg` — FedAvg, FedProx and server momentum; client sampling,
-  dropout and stragglers; a batched engine (gradients written out for MLPs, ``torch.func.vmap`` for other
-  models) and the per-client reference loop.
+* :mod:`~collab_lib.parameter_based.federated` — one federated round, written once (client sampling,
+  dropout and stragglers, an optional codec on the link), and the loop of rounds with its record.
+* :mod:`~collab_lib.parameter_based.strategy` — the interface a strategy implements: what the clients
+  minimise and how the server aggregates. One file per strategy: :mod:`~collab_lib.parameter_based.fedavg`,
+  :mod:`~collab_lib.parameter_based.fedprox`, :mod:`~collab_lib.parameter_based.fedavgm`; their shared math
+  in :mod:`~collab_lib.parameter_based.aggregate`.
+* :mod:`~collab_lib.parameter_based.local` — local training: a batched engine (gradients written out for
+  MLPs, ``torch.func.vmap`` for other models) and the per-client reference loop.
+* :mod:`~collab_lib.parameter_based.params` — model parameters as plain tensors.
 * :mod:`~collab_lib.parameter_based.compress` — quantized and sparsified updates with error feedback.
 * :mod:`~collab_lib.parameter_based.personalize` — local fine-tuning, FedPer (shared body, personal head)
   and Ditto; per-user evaluation and device FLOP counts.

@@ -20,8 +20,8 @@ each tensor's weights set to zero, sent as (value, index) pairs) and/or quantize
 and quantization stages (Han, Mao and Dally, ICLR 2016, arXiv:1510.00149), without its retraining or
 Huffman coding.
 
-:class:`Compressor` implements :class:`~collab_lib.parameter_based.fedavg.Codec`: pass it to
-:func:`~collab_lib.parameter_based.fedavg.federate` as ``codec=``; bytes on the wire then appear per round in
+:class:`Compressor` implements :class:`~collab_lib.parameter_based.federated.Codec`: pass it to
+:func:`~collab_lib.parameter_based.federated.federate` as ``codec=``; bytes on the wire then appear per round in
 ``history.bytes_up`` and ``history.bytes_down``.
 """
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from collab_lib.parameter_based.fedavg import Params
+from collab_lib.parameter_based.params import Params
 from collab_lib.seed import generator
 
 FLOAT32_BYTES = 4
@@ -126,7 +126,7 @@ class CompressionConfig:
 
 
 class Compressor:
-    """A :class:`~collab_lib.parameter_based.fedavg.Codec` applying a :class:`CompressionConfig`.
+    """A :class:`~collab_lib.parameter_based.federated.Codec` applying a :class:`CompressionConfig`.
 
     Holds the clients' error-feedback residuals (name -> tensor, per client id); use one instance per run.
     With both ``up_bits`` and ``up_top_fraction`` set, the top-k values are quantized and sent with indices.

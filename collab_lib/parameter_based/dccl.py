@@ -37,7 +37,7 @@ from torch.func import functional_call
 
 from collab_lib._validate import positive_int
 from collab_lib.datasets.users import UserDatasets
-from collab_lib.parameter_based.fedavg import Params, get_params, set_params
+from collab_lib.parameter_based.params import Params, get_params, set_params
 from collab_lib.parameter_based.personalize import PersonalConfig, Stacked, personal_batches, sgd_per_user, stack
 
 PATCH = ("patch_scale", "patch_shift")

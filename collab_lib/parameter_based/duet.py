@@ -35,7 +35,7 @@ from torch import nn
 
 from collab_lib._validate import positive_int
 from collab_lib.datasets.users import UserDatasets
-from collab_lib.parameter_based.fedavg import Params
+from collab_lib.parameter_based.params import Params
 from collab_lib.parameter_based.personalize import Stacked, stack
 
 

@@ -1,18 +1,19 @@
-"""The federation of :mod:`collab_lib.parameter_based.fedavg` as a Flower app, for scaling out.
+"""The federation of :mod:`collab_lib.parameter_based.federated` as a Flower app, for scaling out.
 
 Flower (Beutel et al. 2020, arXiv:2007.14390) runs a *ServerApp* that sends messages to *ClientApps* on
 many nodes; its simulation engine runs the ClientApps as Ray actors on one machine, and the same app runs
 on real devices behind a Flower SuperLink. This module builds both sides from our own pieces:
 
-* the ClientApp's ``train`` calls :func:`~collab_lib.parameter_based.fedavg.local_update` (the per-client
+* the ClientApp's ``train`` calls :func:`~collab_lib.parameter_based.local.local_update` (the per-client
   reference our batched engine is tested against) on the batches of
-  :func:`~collab_lib.parameter_based.fedavg.client_batches`;
-* the ServerApp's loop calls :func:`~collab_lib.parameter_based.fedavg.plan_round`,
-  :func:`~collab_lib.parameter_based.fedavg.weighted_average` and
-  :func:`~collab_lib.parameter_based.fedavg.server_update`.
+  :func:`~collab_lib.parameter_based.federated.client_batches`, with the round's proximal weight;
+* the ServerApp runs :func:`~collab_lib.parameter_based.federated.run_round`, the same round as
+  :func:`~collab_lib.parameter_based.federated.federate`, with local training that sends Flower messages,
+  and any :class:`~collab_lib.parameter_based.strategy.Strategy` (FedAvg, FedProx, FedAvgM, or a new one:
+  the run config names its class and fields).
 
 Randomness depends only on (seed, round, client id), so a Flower run and a run of
-:func:`~collab_lib.parameter_based.fedavg.federate` with the same settings compute the same model, up
+:func:`~collab_lib.parameter_based.federated.federate` with the same settings compute the same model, up
 to the order of float additions (``tests/test_flower_app.py``).
 
 How to run it. Flower's current entry point is the ``flwr run`` command on an *app directory* (a
@@ -30,7 +31,9 @@ module of the library that imports ``flwr``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib
 import json
 import os
 import shutil
@@ -51,16 +54,11 @@ from flwr.serverapp import Grid, ServerApp
 from collab_lib.datasets.synthetic import fedprox_synthetic
 from collab_lib.datasets.users import UserDatasets
 from collab_lib.models import mlp
-from collab_lib.parameter_based.fedavg import (
-    FedConfig,
-    Params,
-    client_batches,
-    get_params,
-    local_update,
-    plan_round,
-    server_update,
-    weighted_average,
-)
+from collab_lib.parameter_based.fedavg import FedAvg
+from collab_lib.parameter_based.federated import FedConfig, RoundPlan, client_batches, run_round
+from collab_lib.parameter_based.local import local_update
+from collab_lib.parameter_based.params import Params, get_params
+from collab_lib.parameter_based.strategy import ClientResults, LocalObjective, Strategy
 
 
 @dataclass(frozen=True)
@@ -92,28 +90,41 @@ def _synthetic(alpha: float, beta: float, num_clients: int, max_samples: int, se
 _TASK_KEYS = {"alpha": float, "beta": float, "num-clients": int, "max-samples-per-user": int,
               "data-seed": int, "hidden": int, "model-seed": int}
 _FED_KEYS = {"rounds": int, "client-fraction": float, "local-epochs": int, "batch-size": int, "lr": float,
-             "mu": float, "server-lr": float, "server-momentum": float, "seed": int}
+             "seed": int}
+_STRATEGY_KEY = "strategy"  # "module:Class"; each field f of the strategy under "strategy-f"
 
 
-def to_run_config(task: SyntheticTask, config: FedConfig) -> dict[str, float | int]:
-    """Flower run config (flat, kebab-case keys) describing ``task`` and ``config``.
+def to_run_config(task: SyntheticTask, config: FedConfig, strategy: Strategy = FedAvg()) -> dict[str, float | int | str]:
+    """Flower run config (flat, kebab-case keys) describing ``task``, ``config`` and ``strategy``.
 
-    Only what the Flower app implements is passed: dropout and stragglers are not simulated there.
+    Only what the Flower app implements is passed: dropout and stragglers are not simulated there. The
+    strategy travels as its class's import path and its fields, which must be numbers (a frozen dataclass).
     """
     if config.dropout_prob or config.straggler_fraction:
         raise ValueError("the Flower app does not simulate dropout_prob or straggler_fraction; set them to 0")
-    out: dict[str, float | int] = {}
+    if not isinstance(strategy, Strategy) or not dataclasses.is_dataclass(strategy):
+        raise TypeError(f"strategy must be a Strategy dataclass, got {strategy!r}")
+    out: dict[str, float | int | str] = {}
     for key, kind in {**_TASK_KEYS, **_FED_KEYS}.items():
         source = task if key in _TASK_KEYS else config
         out[key] = kind(getattr(source, key.replace("-", "_")))
+    out[_STRATEGY_KEY] = f"{type(strategy).__module__}:{type(strategy).__qualname__}"
+    for f in dataclasses.fields(strategy):
+        value = getattr(strategy, f.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"strategy field {f.name} = {value!r}: only numbers travel in a run config")
+        out[f"{_STRATEGY_KEY}-{f.name.replace('_', '-')}"] = value
     return out
 
 
-def from_run_config(run_config: dict) -> tuple[SyntheticTask, FedConfig]:
-    """The task and federated configuration a Flower run config describes (keys with ``-`` for ``_``)."""
+def from_run_config(run_config: dict) -> tuple[SyntheticTask, FedConfig, Strategy]:
+    """The task, federated configuration and strategy a Flower run config describes."""
     task = SyntheticTask(**{k.replace("-", "_"): t(run_config[k]) for k, t in _TASK_KEYS.items()})
     config = FedConfig(**{k.replace("-", "_"): t(run_config[k]) for k, t in _FED_KEYS.items()})
-    return task, config
+    module, _, name = str(run_config[_STRATEGY_KEY]).partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    fields = {f.name: run_config[f"{_STRATEGY_KEY}-{f.name.replace('_', '-')}"] for f in dataclasses.fields(cls)}
+    return task, config, cls(**fields)
 
 
 # --- ClientApp ---------------------------------------------------------------------------------------------
@@ -124,7 +135,7 @@ client_app = ClientApp()
 @client_app.query()
 def describe(msg: Message, context: Context) -> Message:
     """Tell the server which client this node is and how many samples it holds."""
-    task, _ = from_run_config(context.run_config)
+    task, _, _ = from_run_config(context.run_config)
     k = int(context.node_config["partition-id"])
     info = MetricRecord({"client-id": k, "num-examples": len(task.data().ys[k])})
     return Message(RecordDict({"info": info}), reply_to=msg)
@@ -132,17 +143,18 @@ def describe(msg: Message, context: Context) -> Message:
 
 @client_app.train()
 def train(msg: Message, context: Context) -> Message:
-    """Client k's local update: :func:`~collab_lib.parameter_based.fedavg.local_update` from the received
-    global parameters, on the batches its (seed, round, k) determine."""
-    task, config = from_run_config(context.run_config)
+    """Client k's local update: :func:`~collab_lib.parameter_based.local.local_update` from the received
+    global parameters, on the batches its (seed, round, k) determine, with the round's proximal weight μ."""
+    task, config, _ = from_run_config(context.run_config)
     k = int(context.node_config["partition-id"])
     data = task.data()
     x, y = data.xs[k], data.ys[k]
     global_params = {n: t.clone() for n, t in msg.content["arrays"].to_torch_state_dict().items()}
     round_idx, steps = int(msg.content["config"]["round"]), int(msg.content["config"]["steps"])
     batches = client_batches(len(y), config.batch_size, steps, config.seed, round_idx, k)
-    params = local_update(task.model(), global_params, x, y, batches, config.lr, config.mu)
-    reply = RecordDict({"arrays": ArrayRecord(params), "metrics": MetricRecord({"num-examples": len(y)})})
+    params = local_update(task.model(), global_params, x, y, batches, config.lr, float(msg.content["config"]["mu"]))
+    reply = RecordDict({"arrays": ArrayRecord(params),
+                        "metrics": MetricRecord({"client-id": k, "num-examples": len(y)})})
     return Message(reply, reply_to=msg)
 
 
@@ -153,10 +165,11 @@ server_app = ServerApp()
 
 @server_app.main()
 def main(grid: Grid, context: Context) -> None:
-    """Our round loop over Flower messages; writes ``params.pt`` and ``timing.json`` to ``output-dir``."""
-    task, config = from_run_config(context.run_config)
+    """Our rounds (:func:`~collab_lib.parameter_based.federated.run_round`) with local training over Flower
+    messages; writes ``params.pt`` and ``timing.json`` to ``output-dir``."""
+    task, config, strategy = from_run_config(context.run_config)
     params = get_params(task.model())
-    velocity: Params | None = None
+    state = strategy.init_state(params)
     nodes = _wait_for_nodes(grid, task.num_clients)
     replies = grid.send_and_receive([Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY)
                                      for n in nodes])
@@ -165,25 +178,35 @@ def main(grid: Grid, context: Context) -> None:
         info = r.content["info"]
         node_of[int(info["client-id"])] = r.metadata.src_node_id
         sizes[int(info["client-id"])] = int(info["num-examples"])
-    round_s = []
-    for t in range(config.rounds):
-        start = time.perf_counter()
-        plan = plan_round(config, sizes, t)
-        messages = [Message(RecordDict({"arrays": ArrayRecord(params),
-                                        "config": ConfigRecord({"round": t, "steps": int(s)})}),
+    answered = 0
+
+    def train_on_nodes(plan: RoundPlan, sent: Params, objective: LocalObjective) -> ClientResults | None:
+        nonlocal answered
+        messages = [Message(RecordDict({"arrays": ArrayRecord(sent),
+                                        "config": ConfigRecord({"round": plan.round_idx, "steps": int(s),
+                                                                "mu": objective.mu})}),
                             dst_node_id=node_of[int(k)], message_type=MessageType.TRAIN)
                     for k, s in zip(plan.answered, plan.steps)]
         replies = [r for r in grid.send_and_receive(messages) if not r.has_error()]
-        if replies:
-            updates = [r.content["arrays"].to_torch_state_dict() for r in replies]
-            stacked = {n: torch.stack([u[n] for u in updates]) for n in params}
-            weights = torch.tensor([float(r.content["metrics"]["num-examples"]) for r in replies])
-            params, velocity = server_update(params, weighted_average(stacked, weights), velocity,
-                                             config.server_lr, config.server_momentum)
+        answered = len(replies)
+        if not replies:
+            return None
+        updates = [r.content["arrays"].to_torch_state_dict() for r in replies]
+        metrics = [r.content["metrics"] for r in replies]
+        return ClientResults(client_ids=np.array([int(m["client-id"]) for m in metrics]),
+                             num_examples=torch.tensor([float(m["num-examples"]) for m in metrics],
+                                                       dtype=torch.float64),
+                             params={n: torch.stack([u[n] for u in updates]) for n in sent})
+
+    round_s = []
+    for t in range(config.rounds):
+        start = time.perf_counter()
+        out = run_round(t, params, state, sizes, config, strategy, train_on_nodes)
+        params, state = out.params, out.state
         round_s.append(time.perf_counter() - start)
-    out = Path(str(context.run_config["output-dir"]))
-    torch.save(params, out / "params.pt")
-    (out / "timing.json").write_text(json.dumps({"round_s": round_s, "answered": len(replies)}))
+    out_dir = Path(str(context.run_config["output-dir"]))
+    torch.save(params, out_dir / "params.pt")
+    (out_dir / "timing.json").write_text(json.dumps({"round_s": round_s, "answered": answered}))
 
 
 def _wait_for_nodes(grid: Grid, n: int, timeout_s: float = 120.0) -> list[int]:
@@ -262,8 +285,8 @@ def _wait_until_healthy(process: subprocess.Popen, http_port: int, log_path: Pat
     raise RuntimeError(f"flower-superlink not healthy after {timeout_s} s:\n{log_path.read_text()[-3000:]}")
 
 
-def run_flower_simulation(task: SyntheticTask, config: FedConfig, *, num_cpus: int = 2,
-                          timeout_s: float = 900.0) -> FlowerRun:
+def run_flower_simulation(task: SyntheticTask, config: FedConfig, strategy: Strategy = FedAvg(), *,
+                          num_cpus: int = 2, timeout_s: float = 900.0) -> FlowerRun:
     """Run the app on Flower's simulation engine with ``task.num_clients`` virtual nodes.
 
     Starts ``flower-superlink --simulation`` on free local ports, submits the app with
@@ -273,7 +296,7 @@ def run_flower_simulation(task: SyntheticTask, config: FedConfig, *, num_cpus: i
     bin_dir = Path(sys.executable).parent
     work = Path(tempfile.mkdtemp(prefix="collab_flower_"))
     ports = {name: _free_port() for name in ("http", "health")}
-    run_config = {**to_run_config(task, config), "output-dir": str(work)}
+    run_config = {**to_run_config(task, config, strategy), "output-dir": str(work)}
     app = write_app_dir(work / "app", run_config)
     home = work / "flwr_home"
     home.mkdir()

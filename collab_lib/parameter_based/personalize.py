@@ -19,13 +19,13 @@ Departures, labelled:
   its gradient: v <- (v - η ∇F_k(v) + ηλ w*) / (1 + ηλ). It is stable for every λ >= 0 including ∞ and
   equals the gradient step to first order in ηλ.
 * Batch order: user k's minibatches for personal training come from
-  :func:`~collab_lib.parameter_based.fedavg.client_batches` with round index 0 and the config's seed, so a
+  :func:`~collab_lib.parameter_based.federated.client_batches` with round index 0 and the config's seed, so a
   per-user loop and the batched trainer here see the same batches.
 
 All users are trained at once: their parameters are stacked along a leading user axis and every user's SGD
-step runs together, as in :func:`~collab_lib.parameter_based.fedavg.local_update_batched` (which this
+step runs together, as in :func:`~collab_lib.parameter_based.local.local_update_batched` (which this
 generalises to per-user starting points, a trainable subset of the parameters and an anchor): for an MLP with
-the gradients written out (:func:`~collab_lib.parameter_based.fedavg.stacked_gradients`), for any other model
+the gradients written out (:func:`~collab_lib.parameter_based.local.stacked_gradients`), for any other model
 (such as DCCL's patched MLP) with ``torch.func.vmap``.
 
 Device compute is counted in FLOPs of multiply-adds (2 per multiply-add; biases and ReLU ignored) by
@@ -46,18 +46,10 @@ from torch.func import functional_call, vmap
 
 from collab_lib._validate import positive_int
 from collab_lib.datasets.users import UserDatasets
-from collab_lib.parameter_based.fedavg import (
-    FedConfig,
-    Params,
-    client_batches,
-    full_steps,
-    get_params,
-    linear_layers,
-    padded_batches,
-    plan_round,
-    stacked_gradients,
-    weighted_average,
-)
+from collab_lib.parameter_based.aggregate import weighted_average
+from collab_lib.parameter_based.federated import FedConfig, client_batches, full_steps, plan_round
+from collab_lib.parameter_based.local import linear_layers, padded_batches, stacked_gradients
+from collab_lib.parameter_based.params import Params, get_params
 
 #: Per-user parameters: name -> tensor of shape ``(num_users, *shape)``.
 Stacked = Params
@@ -218,14 +210,11 @@ def fedper(model: nn.Module, train: UserDatasets, config: FedConfig, head: Seque
     """FedPer rounds: sampled clients train body and their own head from (w_body, head_k) for E epochs; the
     server averages the bodies with weights n_k; heads never leave the device.
 
-    Client sampling and batch order are FedAvg's (:func:`~collab_lib.parameter_based.fedavg.plan_round`,
-    :func:`~collab_lib.parameter_based.fedavg.client_batches`). Every head starts from ``model``'s weights.
+    Client sampling and batch order are FedAvg's (:func:`~collab_lib.parameter_based.federated.plan_round`,
+    :func:`~collab_lib.parameter_based.federated.client_batches`). Every head starts from ``model``'s weights.
     """
     if len(train) == 0:
         raise ValueError("train: no clients")
-    if config.mu != 0 or config.server_momentum != 0 or config.server_lr != 1:
-        raise ValueError("config: fedper uses FedAvg's local objective and plain averaging "
-                         "(mu = 0, server_momentum = 0, server_lr = 1)")
     params = get_params(model)
     head = list(head)
     if not head or any(n not in params for n in head):
