@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 
 help:
 	@echo "make book     install, execute every lab and build the HTML book into _build/html"
-	@echo "make test     install and run every test: library, labs (nbval, on two numeric paths), book, browser"
+	@echo "make test     install and run every test: lint (ruff), library, labs (nbval, on two numeric paths), book, browser"
 	@echo "make lab      open JupyterLab on labs/"
 	@echo "make execute  re-run every lab in place and store its outputs"
 	@echo "make bench    run the benchmarks"
@@ -42,6 +42,7 @@ book-stored: install
 # reproduce under both. COLLAB_STRICT_CLAIMS=1 turns a claim the text draws from a lab that does not hold
 # into a failure (in a learner's notebook it prints a note; collab_lib/claims.py).
 test: install browser
+	$(VENV)/bin/ruff check .
 	COLLAB_STRICT_CLAIMS=1 $(PY) -m pytest --nbval --nbval-current-env tests labs
 	COLLAB_STRICT_CLAIMS=1 $(PY) -m tests.numeric_paths $(PY) -m pytest --nbval --nbval-current-env labs
 

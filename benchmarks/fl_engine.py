@@ -18,7 +18,6 @@ Run: python benchmarks/fl_engine.py   (about 1-3 minutes; needs the extra [scale
 import time
 
 import torch
-
 from timing import best_of
 
 from collab_lib.parameter_based.federated import FedConfig, federate

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from collab_lib.applications import assistant, reranking
-from collab_lib.exercises import applications as checks
 from collab_lib.datasets.recsys import RecsysConfig, click_probability, generate
+from collab_lib.exercises import applications as checks
 from collab_lib.models import CharLM, CharLMConfig
 
 

@@ -23,7 +23,6 @@ from collab_lib.data_based.distill import (
 )
 from collab_lib.seed import generator
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 

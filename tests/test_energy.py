@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.sources import BIB_KEYS, assert_sources_exist
-
 from collab_lib.hardware import get_device, get_link
 from collab_lib.hardware.energy import (
     DRAM_45NM,
@@ -26,6 +24,7 @@ from collab_lib.hardware.energy import (
     transfer_energy_j,
 )
 from collab_lib.hardware.specs import LINKS, LinkSpec, numeric_fields
+from tests.sources import BIB_KEYS, assert_sources_exist
 
 ROOT = Path(__file__).resolve().parents[1]
 

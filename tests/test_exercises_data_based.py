@@ -7,7 +7,6 @@ import torch
 
 from collab_lib.exercises import data_based as checks
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 

@@ -7,7 +7,6 @@ from sklearn.metrics import roc_auc_score
 
 from collab_lib.exercises import datasets_metrics as checks
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 

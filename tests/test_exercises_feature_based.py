@@ -9,7 +9,6 @@ from torch import nn
 
 from collab_lib.exercises import feature_based as checks
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 

@@ -8,7 +8,6 @@ import torch
 
 from collab_lib.exercises import system as checks
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 

@@ -23,7 +23,6 @@ from collab_lib.parameter_based.local import linear_layers, local_update, local_
 from collab_lib.parameter_based.params import get_params
 from collab_lib.seed import generator
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 

@@ -10,7 +10,14 @@ from collab_lib.hardware.llm import generation_profile, get_format, get_model, p
 from collab_lib.hardware.roofline import layer_time_s, layers_time_s
 from collab_lib.models import vision_cnn
 from collab_lib.system.fleet import (
-    DAY_S, FleetConfig, arrivals, availability, diurnal_rate, fifo_queue, rollout_coverage, simulate_day,
+    DAY_S,
+    FleetConfig,
+    arrivals,
+    availability,
+    diurnal_rate,
+    fifo_queue,
+    rollout_coverage,
+    simulate_day,
 )
 
 with torch.device("meta"):

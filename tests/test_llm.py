@@ -4,8 +4,17 @@ import pytest
 
 from collab_lib.hardware import get_device
 from collab_lib.hardware.llm import (
-    EXECUTORCH_ONEPLUS12, FORMATS, MODELS, decode_bytes_per_token, decode_params_per_token, get_format, get_model,
-    memory_required_bytes, predict_decode, predict_prefill, weight_bytes,
+    EXECUTORCH_ONEPLUS12,
+    FORMATS,
+    MODELS,
+    decode_bytes_per_token,
+    decode_params_per_token,
+    get_format,
+    get_model,
+    memory_required_bytes,
+    predict_decode,
+    predict_prefill,
+    weight_bytes,
 )
 from collab_lib.hardware.roofline import decode_tokens_per_s, fits_in_memory, prefill_tokens_per_s
 from collab_lib.hardware.specs import DEVICES, DeviceSpec

@@ -6,7 +6,10 @@ from torch import nn
 
 from collab_lib.hardware.llm import TransformerSpec, get_model
 from collab_lib.hardware.memory import (
-    measure_inference_memory, measure_training_memory, saved_activation_bytes, transformer_training_memory,
+    measure_inference_memory,
+    measure_training_memory,
+    saved_activation_bytes,
+    transformer_training_memory,
 )
 
 

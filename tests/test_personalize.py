@@ -11,9 +11,15 @@ import torch
 
 from collab_lib.datasets.users import UserDatasets
 from collab_lib.models import mlp
-from collab_lib.parameter_based.dccl import DistillConfig, PatchedMLP, meta_patch, momo_distill, patched_params
-from collab_lib.parameter_based.duet import HyperConfig, HyperHead, device_embedding, generate_models, train_hypernetwork
 from collab_lib.parameter_based.aggregate import weighted_average
+from collab_lib.parameter_based.dccl import DistillConfig, PatchedMLP, meta_patch, momo_distill, patched_params
+from collab_lib.parameter_based.duet import (
+    HyperConfig,
+    HyperHead,
+    device_embedding,
+    generate_models,
+    train_hypernetwork,
+)
 from collab_lib.parameter_based.federated import FedConfig, client_batches, full_steps
 from collab_lib.parameter_based.local import local_update
 from collab_lib.parameter_based.params import get_params

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from collab_lib.datasets.shakespeare import (
-    DATA, VOCAB, decode, encode, load_roles, next_char_samples, shakespeare_users,
+    DATA,
+    VOCAB,
+    decode,
+    encode,
+    load_roles,
+    next_char_samples,
+    shakespeare_users,
 )
 
 

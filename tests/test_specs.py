@@ -3,10 +3,9 @@
 
 import pytest
 
-from tests.sources import assert_sources_exist
-
 from collab_lib.hardware import specs
 from collab_lib.hardware.specs import DEVICES, LINKS, DeviceSpec, LinkSpec, get_device, get_link, numeric_fields
+from tests.sources import assert_sources_exist
 
 CATALOG = [*DEVICES.values(), *LINKS.values()]
 

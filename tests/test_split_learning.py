@@ -20,7 +20,6 @@ from collab_lib.feature_based.split_learning import (
 )
 from collab_lib.seed import generator
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 

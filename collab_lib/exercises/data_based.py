@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from collab_lib.exercises.answers import as_array, as_number
 from collab_lib.data_based.augment import Descriptor, retrieve_nearest
 from collab_lib.data_based.distill import soft_target_loss
 from collab_lib.data_based.upload import select_diverse
+from collab_lib.exercises.answers import as_array, as_number
 from collab_lib.seed import generator
 
 

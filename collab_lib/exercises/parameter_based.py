@@ -19,8 +19,8 @@ from collections.abc import Mapping
 import torch
 
 from collab_lib.exercises.answers import as_shaped
-from collab_lib.parameter_based.compress import top_k
 from collab_lib.parameter_based.aggregate import weighted_average
+from collab_lib.parameter_based.compress import top_k
 from collab_lib.parameter_based.personalize import ditto_step
 from collab_lib.seed import generator
 

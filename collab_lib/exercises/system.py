@@ -8,7 +8,6 @@ catalog devices and seeded generators, so a check is deterministic and does not 
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
@@ -24,7 +23,6 @@ from collab_lib.system.early_exit import confidences, exit_decisions
 from collab_lib.system.fleet import FleetConfig, simulate_day
 from collab_lib.system.partition import split_latencies
 from collab_lib.system.speculative import residual_distribution
-
 
 # --- Chapter 3: split inference -------------------------------------------------------------------------
 

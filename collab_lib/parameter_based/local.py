@@ -1,7 +1,8 @@
 """Local training: what each client does between receiving the global model and answering.
 
-Two engines compute the same local updates, SGD on the client's :class:`~collab_lib.parameter_based.strategy.
-LocalObjective` F_k(w) + (μ/2) ||w - w_t||^2 from w = w_t over the batches the round gives it:
+Two engines compute the same local updates, SGD on the client's local objective
+(:class:`~collab_lib.parameter_based.strategy.LocalObjective`) F_k(w) + (μ/2) ||w - w_t||^2 from w = w_t
+over the batches the round gives it:
 
 * :func:`local_update` trains one client with ordinary autograd, a readable reference, and is also what
   the Flower client calls (:mod:`collab_lib.parameter_based.flower_app`);
