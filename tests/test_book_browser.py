@@ -6,7 +6,9 @@ The book is built here from the labs' stored outputs (tests/book_build.py). Chro
 """
 
 import functools
+import gzip
 import http.server
+import io
 import os
 import shutil
 import threading
@@ -30,15 +32,46 @@ def _chromium() -> str:
     return path
 
 
+# Budgets for what a reader's browser downloads to show a page with an empty cache, compressed as any static
+# host (GitHub Pages, Read the Docs, Netlify) serves text: a page with plotly figures, and any other page.
+FIGURE_PAGE_BUDGET = 3_000_000
+TEXT_PAGE_BUDGET = 1_500_000
+COMPRESSED = {".html", ".js", ".css", ".json", ".svg", ".txt", ".map", ".ico"}
+
+
+class Host(http.server.SimpleHTTPRequestHandler):
+    """The built site served as a static host serves it: text gzip-compressed when the browser accepts it."""
+
+    _gzipped: dict = {}
+
+    def log_message(self, *args):
+        pass
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        if os.path.isdir(path):
+            path = os.path.join(path, "index.html")
+        if (os.path.splitext(path)[1] not in COMPRESSED or not os.path.isfile(path)
+                or "gzip" not in self.headers.get("Accept-Encoding", "")):
+            return super().send_head()
+        body = self._gzipped.get(path)
+        if body is None:
+            with open(path, "rb") as f:
+                body = self._gzipped[path] = gzip.compress(f.read(), compresslevel=6)
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "max-age=600")
+        self.end_headers()
+        return io.BytesIO(body)
+
+
 @pytest.fixture(scope="module")
 def site():
     proc = build_book(ROOT)
     assert proc.returncode == 0, "book build failed:\n" + proc.stdout[-4000:] + proc.stderr[-4000:]
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(Quiet, directory=str(HTML))
+    handler = functools.partial(Host, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -164,4 +197,57 @@ def test_on_a_wide_screen_the_toggle_collapses_the_contents_and_brings_them_back
     toggle.click()
     page.wait_for_function("() => getComputedStyle(document.querySelector('#pst-primary-sidebar')).visibility"
                            " === 'visible'", timeout=5_000)
+    page.close()
+
+
+def test_every_page_stays_within_its_weight_budget_and_plotly_comes_once(site, browser, capsys):
+    """plotly.js (1.5 MB compressed) only where a figure needs it, from the book's copy, cached between pages;
+    Font Awesome's icons from the theme's web fonts, without its 1.5 MB script (book/_ext/offline_assets.py)."""
+    rows, over = [], []
+    for rel in _pages():
+        context = browser.new_context(viewport={"width": 1280, "height": 900})  # an empty cache for each page
+        page = context.new_page()
+        responses = []
+        page.on("requestfinished", lambda req: responses.append(req))
+        page.goto(f"{site}/{rel}", wait_until="load")
+        page.wait_for_timeout(300)
+        total = sum(req.sizes()["responseBodySize"] for req in responses)
+        has_figure = page.locator(".plotly-graph-div").count() > 0
+        plotly = [req.url for req in responses if "plotly" in req.url.rsplit("/", 1)[-1]]
+        if has_figure != bool(plotly):
+            over.append(f"{rel}: {'figures but no' if has_figure else 'no figures but'} plotly.js")
+        if any("fontawesome.js" in req.url for req in responses):
+            over.append(f"{rel}: loads fontawesome.js")
+        budget = FIGURE_PAGE_BUDGET if has_figure else TEXT_PAGE_BUDGET
+        rows.append((rel, total, budget))
+        if total > budget:
+            over.append(f"{rel}: {total / 1e6:.2f} MB over its {budget / 1e6:.1f} MB budget")
+        context.close()
+    with capsys.disabled():
+        print("\npage weight (compressed, empty cache):")
+        for rel, total, budget in sorted(rows, key=lambda r: -r[1]):
+            print(f"  {total / 1e6:5.2f} MB of {budget / 1e6:.1f}  {rel}")
+    assert not over, "\n".join(over)
+    # One reader, two figure pages: the second takes plotly.js from the browser's cache.
+    context = browser.new_context()
+    page = context.new_page()
+    fetched = []
+    page.on("requestfinished", lambda req: fetched.append(req) if "plotly.min.js" in req.url else None)
+    for rel in ("labs/01_introduction/tradeoff.html", "labs/03_system/early_exit.html"):
+        page.goto(f"{site}/{rel}", wait_until="load")
+    from_network = [r for r in fetched if r.sizes()["responseBodySize"] > 0]
+    assert len(from_network) == 1, f"plotly.min.js came from the network {len(from_network)} times on two pages"
+    context.close()
+
+
+def test_icons_draw_from_the_web_fonts(site, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site}/book/03_system/index.html", wait_until="load")
+    page.wait_for_timeout(300)
+    drawn = page.evaluate(
+        "() => Array.from(document.querySelectorAll('i.fa-solid, i.fas, i.fab'))"
+        ".filter(i => i.getBoundingClientRect().width > 0)"
+        ".map(i => [getComputedStyle(i, '::before').fontFamily, getComputedStyle(i, '::before').content])")
+    assert drawn, "no visible icon on the page"
+    assert all("Font Awesome" in family and content not in ("none", "normal", '""') for family, content in drawn), drawn
     page.close()

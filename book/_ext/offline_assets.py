@@ -1,8 +1,12 @@
 """Sphinx extension: the book works offline and its pages log no errors.
 
 * **plotly.js.** Lab outputs carry a div and a ``Plotly.newPlot`` call but no plotly.js
-  (``collab_lib.viz``). Every page loads ``_static/plotly.min.js``, copied from the installed plotly package,
-  the same version that made the figures.
+  (``collab_lib.viz``). A page with a figure loads ``_static/plotly.min.js``, copied from the installed plotly
+  package (the same version that made the figures), once, from the book's copy, so the browser caches it; a
+  page without one does not load it (4.8 MB, half of a page's weight otherwise).
+* **Font Awesome.** pydata-sphinx-theme loads ``fontawesome.js`` (1.5 MB), which redraws the theme's icons as
+  SVG "so that users can add custom icons"; its stylesheet already draws the same icons from the web fonts, so
+  the script tag is taken out of every page (the book adds no custom icons).
 * **MathJax.** Sphinx loads MathJax from a CDN by default; here it comes from ``_static/mathjax``, copied
   from the ``django-static-mathjax`` package (MathJax 3 as static files; Django itself is not needed).
 * **Plotly's JSON output.** Each figure output also carries ``application/vnd.plotly.v1+json`` for
@@ -19,12 +23,14 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from pathlib import Path
 
 import mathjax
 import plotly
+from docutils import nodes
 from myst_nb.core.render import NbElementRenderer
 from sphinx.application import Sphinx
 from sphinx.util.fileutil import copy_asset, copy_asset_file
@@ -55,6 +61,31 @@ def _dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict
             seen.add(key)
             kept.append(script)
     context["script_files"] = kept
+
+
+def _has_figure(doctree) -> bool:
+    return doctree is not None and any(
+        "Plotly.newPlot" in node.astext() for node in doctree.findall(nodes.raw) if "html" in node.get("format", "")
+    )
+
+
+def _plotly_where_needed(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    if not _has_figure(doctree):
+        context["script_files"] = [
+            s for s in context.get("script_files", []) if not str(getattr(s, "filename", s) or "").endswith("plotly.min.js")
+        ]
+
+
+FONTAWESOME_SCRIPT = re.compile(r'[ \t]*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>\n?')
+
+
+def _drop_fontawesome_js(app: Sphinx, exception: Exception | None) -> None:
+    if exception is None and app.builder.format == "html":
+        for page in Path(app.outdir).rglob("*.html"):
+            text = page.read_text(encoding="utf-8")
+            kept = FONTAWESOME_SCRIPT.sub("", text)
+            if kept != text:
+                page.write_text(kept, encoding="utf-8")
 
 
 def _favicon_ico(size: int = 32) -> bytes:
@@ -108,5 +139,7 @@ def setup(app: Sphinx) -> dict:
     app.add_js_file("plotly.min.js", priority=100)  # in <head>, before any figure's inline script runs
     app.connect("config-inited", _use_local_mathjax)
     app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.connect("html-page-context", _plotly_where_needed, priority=900)
     app.connect("build-finished", _copy_assets)
+    app.connect("build-finished", _drop_fontawesome_js)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
