@@ -251,3 +251,34 @@ def test_icons_draw_from_the_web_fonts(site, browser):
     assert drawn, "no visible icon on the page"
     assert all("Font Awesome" in family and content not in ("none", "normal", '""') for family, content in drawn), drawn
     page.close()
+
+
+def test_nothing_is_wider_than_a_phone_screen(site, browser):
+    """At 390 px no page scrolls sideways: wide tables and equations scroll in their own box, long names
+    break, figures fit (book/_ext/narrow_screens.css)."""
+    width, problems = 390, []
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    for rel in _pages():
+        page.goto(f"{site}/{rel}", wait_until="load")
+        page.wait_for_timeout(200)
+        scroll_width, sticking_out = page.evaluate(
+            """(W) => {
+              const inScroller = el => { for (let a = el.parentElement; a; a = a.parentElement) {
+                const o = getComputedStyle(a).overflowX;
+                if (['auto', 'scroll', 'hidden'].includes(o) && a.getBoundingClientRect().right <= W + 1) return true; }
+                return false; };
+              const out = [];
+              for (const el of document.querySelectorAll(
+                  '.bd-article mjx-container, .bd-article table, .bd-article .plotly-graph-div, .bd-article pre,'
+                  + ' .bd-article img, .bd-article code, .bd-article dt')) {
+                const r = el.getBoundingClientRect();
+                if (r.width > 0 && (r.right > W + 1 || r.left < -1) && !inScroller(el))
+                  out.push(`${el.tagName.toLowerCase()} ${(el.textContent || '').trim().slice(0, 40)}`);
+              }
+              return [document.documentElement.scrollWidth, out];
+            }""", width)
+        if scroll_width > width:
+            problems.append(f"{rel}: the page is {scroll_width} px wide")
+        problems += [f"{rel}: wider than the screen: {what}" for what in sticking_out[:3]]
+    page.close()
+    assert not problems, "\n".join(problems)
