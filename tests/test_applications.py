@@ -10,6 +10,7 @@ from collab_lib.applications import assistant, reranking
 from collab_lib.datasets.recsys import RecsysConfig, click_probability, generate
 from collab_lib.exercises import applications as checks
 from collab_lib.models import CharLM, CharLMConfig
+from collab_lib.system.cascade import PrecomputedRouter, calibrate_threshold
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +100,20 @@ def test_oracle_beats_logged_order_and_gain_definition(data):
                         oracle.expected_clicks.sum() / logged.expected_clicks.sum() - 1)
 
 
+def _old_route(difficulty, private, online, threshold, hard_mode="cloud"):
+    """The assistant's routing rule before it took a Router: the reference for the Router-based one."""
+    hard = (np.asarray(difficulty, dtype=np.float64) >= threshold) & ~np.asarray(private) & np.asarray(online)
+    return np.where(hard, assistant.MODES.index(hard_mode), 0)
+
+
 def test_route_and_evaluate_by_hand():
     d = np.array([0.1, 0.9, 0.9, 0.9, 0.5])
     private = np.array([False, False, True, False, False])
     online = np.array([True, True, True, False, True])
-    np.testing.assert_array_equal(assistant.route(d, private, online, 0.5), [0, 1, 0, 0, 1])
-    np.testing.assert_array_equal(assistant.route(d, private, online, 0.5, "speculative"), [0, 2, 0, 0, 2])
+    router = PrecomputedRouter()
+    np.testing.assert_array_equal(assistant.route(router, d, private, online, 0.5), [0, 1, 0, 0, 1])
+    np.testing.assert_array_equal(assistant.route(router, d, private, online, 0.5, "speculative"), [0, 2, 0, 0, 2])
+    np.testing.assert_array_equal(assistant.cloud_eligible(private, online), [True, True, False, False, True])
     modes = np.array([0, 1, 2])
     costs = assistant.AssistantCosts(device_step_s=0.01, cloud_step_s=0.02, rtt_s=np.array([0.1, 0.05, 0.2]),
                                      gamma=4)
@@ -116,7 +125,75 @@ def test_route_and_evaluate_by_hand():
     assert math.isclose(out.latency_s, sum(lat) / 3)
     assert out.share == {"device": 1 / 3, "cloud": 1 / 3, "speculative": 1 / 3}
     with pytest.raises(ValueError, match="hard_mode"):
-        assistant.route(d, private, online, 0.5, "edge")
+        assistant.route(router, d, private, online, 0.5, "edge")
+
+
+def test_router_route_equals_the_old_rule_on_random_inputs():
+    # The old rule thresholded the scores itself; the Router-based route must give the same codes, with
+    # ties in the scores and thresholds at, between and outside the scores.
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(1, 60))
+        d = rng.choice(np.round(rng.uniform(size=n), 1 if trial % 3 == 0 else 6), size=n)  # ties on some trials
+        private, online = rng.uniform(size=n) < 0.25, rng.uniform(size=n) < 0.85
+        t = float(rng.choice([0.0, 1.0, d[0], rng.uniform()]))
+        for mode in ("cloud", "speculative"):
+            np.testing.assert_array_equal(assistant.route(PrecomputedRouter(), d, private, online, t, mode),
+                                          _old_route(d, private, online, t, mode))
+    # On the device's NLLs (nats/char, the old rule's input): difficulty_score ranks as the NLL does, so a
+    # threshold at a request's score sends exactly the requests whose NLL is at least that request's.
+    nll = rng.uniform(0.5, 4.0, size=200)
+    private, online = rng.uniform(size=200) < 0.2, rng.uniform(size=200) < 0.85
+    score = assistant.difficulty_score(nll)
+    for k in rng.choice(200, size=40, replace=False):
+        np.testing.assert_array_equal(assistant.route(PrecomputedRouter(), score, private, online, score[k]),
+                                      _old_route(nll, private, online, nll[k]))
+
+
+def test_difficulty_score_by_hand():
+    nll = np.array([0.0, math.log(2), 2.0, 1e-20])
+    np.testing.assert_allclose(assistant.difficulty_score(nll), [0.0, 0.5, 1 - math.exp(-2), 1e-20], rtol=1e-15)
+    for bad in (np.array([-0.1]), np.array([np.nan]), np.zeros((2, 2)), np.array([])):
+        with pytest.raises(ValueError, match="prompt_nll"):
+            assistant.difficulty_score(bad)
+
+
+class _FirstColumn:
+    """A router over (n, 2) features: the first column is the score."""
+
+    def score(self, x):
+        return torch.as_tensor(x, dtype=torch.float64)[:, 0]
+
+
+def test_route_takes_any_router_and_calibrated_budgets_hold_on_eligible_requests():
+    rng = np.random.default_rng(4)
+    n = 97
+    x = rng.uniform(size=(n, 2))
+    private, online = rng.uniform(size=n) < 0.2, rng.uniform(size=n) < 0.85
+    eligible = assistant.cloud_eligible(private, online)
+    m = int(eligible.sum())
+    for b in np.linspace(0, 1, 11):
+        t = calibrate_threshold(_FirstColumn().score(x)[eligible], b)
+        modes = assistant.route(_FirstColumn(), x, private, online, t)
+        sent = int((modes == 1).sum())
+        assert not (modes[~eligible] != 0).any()
+        # No ties: the count sent is the one closest to b m (the smaller one when b m ends in .5).
+        assert sent == min(range(m + 1), key=lambda k: (abs(k - b * m), k))
+        np.testing.assert_array_equal(modes == 1, eligible & (x[:, 0] >= t))
+
+
+def test_route_bad_input():
+    d, private, online = np.array([0.2, 0.8]), np.array([False, True]), np.array([True, True])
+    with pytest.raises(ValueError, match="private and online"):
+        assistant.route(PrecomputedRouter(), d, np.array([0, 1]), online, 0.5)
+    with pytest.raises(ValueError, match="private and online"):
+        assistant.route(PrecomputedRouter(), d, private, online[:1], 0.5)
+    with pytest.raises(ValueError, match="2 requests"):
+        assistant.route(PrecomputedRouter(), np.array([0.1, 0.2, 0.3]), private, online, 0.5)
+    with pytest.raises(ValueError, match="threshold"):
+        assistant.route(PrecomputedRouter(), d, private, online, 1.5)
+    with pytest.raises(ValueError, match="scores"):
+        assistant.route(PrecomputedRouter(), np.array([0.1, 2.0]), private, online, 0.5)  # NLLs, not scores
 
 
 def _tiny_lm(seed):

@@ -11,6 +11,7 @@ from collab_lib.system.cascade import (
     ConfidenceRouter,
     LearnedRouter,
     Policy,
+    PrecomputedRouter,
     RandomRouter,
     Router,
     calibrate_threshold,
@@ -301,6 +302,22 @@ def test_train_router_learns_where_the_small_model_errs(blobs):
         margin = small(x_cal).softmax(-1).max(-1).values
     s = router.score(x_cal)
     assert s[margin < 0.6].mean() > 2 * s[margin > 0.9].mean()
+
+
+def test_precomputed_router_hands_on_its_input():
+    r = PrecomputedRouter()
+    assert isinstance(r, Router)
+    x = np.array([0.3, 1.0, 0.0, 0.3])
+    s = r.score(x)
+    assert s.dtype == torch.float64 and s.tolist() == x.tolist()
+    x[0] = 0.9  # a copy: later changes to the input do not reach the scores
+    assert s[0].item() == 0.3
+    assert r.score(torch.tensor([0.25, 0.75], dtype=torch.float32)).tolist() == [0.25, 0.75]
+    # Through route and calibrate_threshold exactly as the scores themselves.
+    assert route(r.score([0.1, 0.6, 0.4]), 0.4).tolist() == route(torch.tensor([0.1, 0.6, 0.4]), 0.4).tolist()
+    for bad, match in (([0.2, 1.5], r"\[0, 1\]"), ([float("nan")], "NaN"), ([], "empty"), ([[0.1]], "1-D")):
+        with pytest.raises(ValueError, match=match):
+            r.score(bad)
 
 
 # --- bad inputs ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collab_lib.models import vision_cnn
 from collab_lib.system.fleet import (
     DAY_S,
     FleetConfig,
+    _draw,
     arrivals,
     availability,
     diurnal_rate,
@@ -59,7 +60,7 @@ def test_arrivals_match_the_expected_count_and_profile():
 
 
 def test_policies_on_the_same_day():
-    runs = {p: simulate_day(SMALL, LAYERS, p, seed=3, small_layers=LAYERS[:6], escalate=0.3, input_bytes=150_528)
+    runs = {p: simulate_day(SMALL, LAYERS, p, seed=3, small_layers=LAYERS[:6], threshold=0.7, input_bytes=150_528)
             for p in ("device", "cloud", "split", "cascade")}
     assert all(np.array_equal(runs["device"].arrival_s, r.arrival_s) for r in runs.values())
     dev = runs["device"]
@@ -94,6 +95,46 @@ def test_rollout_coverage_by_hand():
     assert cov.tolist() == pytest.approx([1 / 3, 1 / 3, 2 / 3, 2 / 3])
 
 
+class _Scores:
+    """A router that scores the fleet's difficulty tensor with ``fn`` and remembers what it saw."""
+
+    def __init__(self, fn):
+        self.fn, self.seen = fn, None
+
+    def score(self, x):
+        self.seen = x.clone()
+        return self.fn(x)
+
+
+def _old_escalated(config, seed, escalate):
+    """The fleet's cascade before it took a Router: the uniform draws of its stream, ``u < escalate``."""
+    rng = np.random.default_rng(seed)
+    _draw(config.device_mix, config.num_devices, rng)
+    links = _draw(config.link_mix, config.num_devices, rng)
+    t, _ = arrivals(config, rng)
+    for _ in np.unique(links):
+        rng.integers(2**31)  # one seed per link type for its sample_link
+    return rng.uniform(size=len(t)) < escalate
+
+
+@pytest.mark.parametrize("seed", [0, 3, 8])
+def test_cascade_routes_as_before_and_through_its_router(seed):
+    for e in (0.1, 0.3, 1 / 3, 0.5, 0.9):
+        r = simulate_day(SMALL, LAYERS, "cascade", seed=seed, small_layers=LAYERS[:6], threshold=1 - e)
+        np.testing.assert_array_equal(r.to_cloud, _old_escalated(SMALL, seed, e))
+    # A router sees the (n,) difficulty tensor in arrival order; the route is cascade.route of its scores.
+    rev = _Scores(lambda d: 1 - d)
+    r = simulate_day(SMALL, LAYERS, "cascade", seed=seed, small_layers=LAYERS[:6], threshold=0.75, router=rev)
+    d = rev.seen
+    assert d.shape == r.arrival_s.shape and d.dtype == torch.float64 and 0 < d.min() and d.max() <= 1
+    np.testing.assert_array_equal(r.to_cloud, (1 - d).numpy() >= 0.75)
+    np.testing.assert_array_equal(r.to_cloud, ~_old_escalated(SMALL, seed, 0.75))  # 1 - d = u >= 0.75
+    # The other policies' days are untouched by the cascade's draw and router.
+    plain = simulate_day(SMALL, LAYERS, "cloud", seed=seed)
+    routed = simulate_day(SMALL, LAYERS, "cloud", seed=seed, router=rev, threshold=0.1)
+    assert np.array_equal(plain.latency_s, routed.latency_s)
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -101,7 +142,13 @@ def test_rollout_coverage_by_hand():
         (lambda: FleetConfig(link_mix={"lte": -1.0}), "link_mix"),
         (lambda: FleetConfig(num_devices=0), "num_devices"),
         (lambda: simulate_day(SMALL, LAYERS, "teleport", 0), "policy"),
-        (lambda: simulate_day(SMALL, LAYERS, "cascade", 0, escalate=0.5), "small_layers"),
+        (lambda: simulate_day(SMALL, LAYERS, "cascade", 0, threshold=0.5), "small_layers"),
+        (lambda: simulate_day(SMALL, LAYERS, "cascade", 0, small_layers=LAYERS[:6]), "threshold"),
+        (lambda: simulate_day(SMALL, LAYERS, "cascade", 0, small_layers=LAYERS[:6], threshold=1.5), "threshold"),
+        (lambda: simulate_day(SMALL, LAYERS, "cascade", 0, small_layers=LAYERS[:6], threshold=0.5,
+                              router=_Scores(lambda d: d[:-1])), "scores for"),
+        (lambda: simulate_day(SMALL, LAYERS, "cascade", 0, small_layers=LAYERS[:6], threshold=0.5,
+                              router=_Scores(lambda d: 2 * d)), "scores"),
         (lambda: simulate_day(SMALL, [], "device", 0), "layers"),
     ],
 )
@@ -143,7 +190,7 @@ def test_device_energy_by_hand():
 
     small = LAYERS[:7]
     small_j = sum(compute_energy_j(p.flops, p.bytes_moved, "fp32") for p in small)
-    mixed = simulate_day(cfg, LAYERS, "cascade", seed=3, small_layers=small, escalate=0.5, input_bytes=image)
+    mixed = simulate_day(cfg, LAYERS, "cascade", seed=3, small_layers=small, threshold=0.5, input_bytes=image)
     kept = ~mixed.to_cloud
     assert 0.3 < kept.mean() < 0.7
     assert mixed.device_energy_j[kept] == pytest.approx(np.full(kept.sum(), small_j), rel=1e-12)

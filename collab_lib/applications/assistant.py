@@ -8,17 +8,19 @@ The phone holds a small language model, the cloud a large one (the shipped chara
 * ``"speculative"``: the phone drafts, the cloud verifies (:mod:`collab_lib.system.speculative`); with
   greedy decoding the answer is *exactly* the cloud's, for fewer cloud passes but one round trip per round.
 
-:func:`route` is the policy, a pure function: a request marked private, or made while offline, stays on
-the device; otherwise it goes to ``hard_mode`` when its difficulty score reaches the threshold (RouteLLM's
-thresholded score, Ong et al., 2024 [ong2024routellm]; Hybrid LLM routes between an edge model and a
-cloud model the same way, Ding et al., ICLR 2024 [ding2024hybrid]).
+:func:`route` is the policy: a :class:`~collab_lib.system.cascade.Router`'s score and a threshold decide
+which requests need the large model (:func:`collab_lib.system.cascade.route`, RouteLLM's thresholded score,
+Ong et al., 2024 [ong2024routellm]; Hybrid LLM routes between an edge model and a cloud model the same way,
+Ding et al., ICLR 2024 [ding2024hybrid]), and the constraints apply on top (:func:`cloud_eligible`): a
+request marked private, or made while offline, stays on the device whatever its score. A threshold for a
+budget comes from :func:`~collab_lib.system.cascade.calibrate_threshold` over the eligible requests.
 
 Stand-ins, labelled: a "request" is a 64-character passage of a held-out play and its "answer" the next
 characters; *quality* is the share of the answer's characters the model predicts correctly (top-1, given
 the true text so far, "teacher-forced"), a measurable proxy for answer quality on a character LM. The
-*difficulty* score is the device model's mean negative log-likelihood of the prompt, in nats per
-character: the phone computes it while it reads the prompt, before any decision. Privacy marks are drawn
-at random (a user's choice, not inferred from the text).
+*difficulty* is the device model's mean negative log-likelihood of the prompt, in nats per character:
+the phone computes it while it reads the prompt, before any decision; :func:`difficulty_score` maps it to
+a router's score in [0, 1]. Privacy marks are drawn at random (a user's choice, not inferred from the text).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import numpy as np
 import torch
 
 from collab_lib.models import CharLM
+from collab_lib.system import cascade
+from collab_lib.system.cascade import Router
 
 MODES = ("device", "cloud", "speculative")
 """Codes of :func:`route`'s output: 0 = device, 1 = cloud, 2 = speculative."""
@@ -117,19 +121,42 @@ def greedy_answers(model: CharLM, prompts: torch.Tensor, answer_len: int) -> tor
     return torch.cat(out, dim=1)
 
 
-def route(difficulty: np.ndarray, private: np.ndarray, online: np.ndarray, threshold: float,
+def difficulty_score(prompt_nll: np.ndarray) -> np.ndarray:
+    """(n,) router scores in [0, 1) from the device's prompt NLL (nats/char, :func:`score_requests`).
+
+    1 - exp(-NLL): one minus the geometric mean of the probabilities the device gave the prompt's
+    characters. It is increasing in the NLL, so it ranks requests as the NLL does.
+    """
+    d = np.asarray(prompt_nll, dtype=np.float64)
+    if d.ndim != 1 or d.size == 0 or not (d >= 0).all():  # also rejects NaN
+        raise ValueError(f"prompt_nll must be a non-empty (n,) array of NLLs >= 0, got shape {d.shape}")
+    return -np.expm1(-d)
+
+
+def cloud_eligible(private: np.ndarray, online: np.ndarray) -> np.ndarray:
+    """(n,) bool: True where a request may leave the phone, neither marked private nor made offline."""
+    priv, on = np.asarray(private), np.asarray(online)
+    if priv.dtype != bool or on.dtype != bool or priv.ndim != 1 or on.shape != priv.shape:
+        raise ValueError(f"private and online must be (n,) bool arrays alike, got {priv.dtype} {priv.shape} "
+                         f"and {on.dtype} {on.shape}")
+    return ~priv & on
+
+
+def route(router: Router, x: torch.Tensor | np.ndarray, private: np.ndarray, online: np.ndarray, threshold: float,
           hard_mode: str = "cloud") -> np.ndarray:
-    """(n,) int codes into :data:`MODES`: device (0) if private, offline or ``difficulty < threshold``,
-    else ``hard_mode`` (``"cloud"`` or ``"speculative"``)."""
+    """(n,) int codes into :data:`MODES`: ``hard_mode`` (``"cloud"`` or ``"speculative"``) where the
+    request is :func:`cloud_eligible` and ``router.score(x) >= threshold``, else device (0).
+
+    ``x`` is whatever ``router`` scores, one row per request: the scores themselves for a
+    :class:`~collab_lib.system.cascade.PrecomputedRouter` (e.g. :func:`difficulty_score`).
+    """
     if hard_mode not in ("cloud", "speculative"):
         raise ValueError(f"hard_mode must be 'cloud' or 'speculative', got {hard_mode!r}")
-    d = np.asarray(difficulty, dtype=np.float64)
-    priv, on = np.asarray(private, dtype=bool), np.asarray(online, dtype=bool)
-    if d.ndim != 1 or priv.shape != d.shape or on.shape != d.shape:
-        raise ValueError(f"difficulty, private and online must be (n,) alike, got {d.shape}, {priv.shape}, "
-                         f"{on.shape}")
-    hard = (d >= threshold) & ~priv & on
-    return np.where(hard, MODES.index(hard_mode), 0)
+    eligible = cloud_eligible(private, online)                                      # (n,) the constraints
+    needs_large = cascade.route(router.score(x), threshold).numpy()                 # (n,) the router's call
+    if needs_large.shape != eligible.shape:
+        raise ValueError(f"router gave {needs_large.shape[0]} scores for {eligible.shape[0]} requests")
+    return np.where(needs_large & eligible, MODES.index(hard_mode), 0)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from collab_lib.applications.assistant import route
+from collab_lib.system.cascade import PrecomputedRouter
 
 
 def reference_same_category_clicks(categories: np.ndarray, clicks: np.ndarray, lag: int) -> np.ndarray:
@@ -44,7 +45,8 @@ def check_same_category_clicks(fn) -> str:
 
 
 def check_route(fn) -> str:
-    """``fn(difficulty, private, online, threshold) -> (n,) bool``, True = send to the cloud."""
+    """``fn(difficulty, private, online, threshold) -> (n,) bool``, True = send to the cloud, against
+    :func:`~collab_lib.applications.assistant.route` with the difficulty scores as a precomputed router's."""
     rng = np.random.default_rng(5)
     d, p, o = rng.uniform(size=8), rng.uniform(size=8) < 0.3, rng.uniform(size=8) < 0.8
     if fn(d, p, o, 0.5) is None:
@@ -55,7 +57,7 @@ def check_route(fn) -> str:
         p, o = rng.uniform(size=n) < 0.3, rng.uniform(size=n) < 0.8
         t = float(rng.choice([0.0, 0.3, 0.5, d[0], 1.0]))
         got = np.asarray(fn(d, p, o, t), dtype=bool)
-        ref = route(d, p, o, t) != 0
+        ref = route(PrecomputedRouter(), d, p, o, t) != 0
         assert got.shape == ref.shape, f"shape {got.shape}, expected {ref.shape}"
         bad = np.flatnonzero(got != ref)
         assert len(bad) == 0, (f"request with difficulty {d[bad[0]]:.3f}, private={bool(p[bad[0]])}, "

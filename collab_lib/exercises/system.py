@@ -184,7 +184,7 @@ def _fleet_runs():
     return [
         ("cloud policy, 2 slots", simulate_day(config(2), large, "cloud", seed=0, input_bytes=2048), service_s, 2),
         ("cascade escalating 30%, 3 slots", simulate_day(config(3), large, "cascade", seed=1, small_layers=small,
-                                                         escalate=0.3, input_bytes=2048), service_s, 3),
+                                                         threshold=0.7, input_bytes=2048), service_s, 3),
         ("cloud policy, 1 slot", simulate_day(config(1), large, "cloud", seed=2, input_bytes=2048), service_s, 1),
     ]
 

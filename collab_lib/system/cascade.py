@@ -143,6 +143,18 @@ class LearnedRouter:
         return torch.softmax(self.net(x).double(), dim=-1)[:, 1]
 
 
+class PrecomputedRouter:
+    """Scores computed beforehand enter routing as the input itself: ``score(x)`` returns ``x``, checked.
+
+    For a score that comes out of another computation (the assistant's difficulty, read off the pass that
+    scores a request; the fleet's per-request draw), so that it meets the same :func:`route` and
+    :func:`calibrate_threshold` as any router. ``x`` must be an (N,) sequence in [0, 1].
+    """
+
+    def score(self, x: torch.Tensor | np.ndarray | Sequence[float]) -> torch.Tensor:
+        return torch.from_numpy(_scores(x).copy())  # a copy: the caller may change x later
+
+
 class RandomRouter:
     """The baseline: i.i.d. uniform scores from a generator seeded once, so calls continue one stream."""
 

@@ -7,13 +7,19 @@ evening than at night (a diurnal profile). A *policy* decides where each request
 * ``"cloud"`` — send the input, the whole model in the cloud;
 * ``"split"`` — per request, the best cut of :func:`~collab_lib.system.partition.split_latencies` for the
   link's state at that moment (Neurosurgeon re-deciding as bandwidth changes);
-* ``"cascade"`` — a small model on the device; a share ``escalate`` of requests also go to the cloud's
-  large model.
+* ``"cascade"`` — a small model on the device; a :class:`~collab_lib.system.cascade.Router` and a
+  threshold send some requests on to the cloud's large model (:func:`~collab_lib.system.cascade.route`).
 
 The cloud has ``cloud_servers`` identical servers and a first-come-first-served queue: a request that
 arrives when all are busy waits. Waiting is where a fleet differs from one device: as utilisation nears 1,
 queueing delay grows without bound, and it hits every cloud-bound request at the busiest hour.
 Per-request results are plain arrays; :func:`collab_lib.metrics.fleet_summary` gives p50/p90/p99.
+
+Stand-in, labelled: the fleet does not model what is asked or how well it is answered. Each request carries
+a *difficulty* drawn uniformly on (0, 1] from the day's seed, the cascade's router scores the requests from
+it, and only the route it gives matters. The default router, a
+:class:`~collab_lib.system.cascade.PrecomputedRouter`, takes the difficulty as the score, so threshold
+1 - e escalates each request independently with probability e.
 
 :func:`rollout_coverage` models Walle's push-then-pull deployment of a new model (Lv et al., OSDI 2022):
 the platform pushes a notice to online devices, which pull the model; offline devices pull it when they
@@ -27,12 +33,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from collab_lib.hardware.energy import compute_energy_j, get_radio, transfer_energy_per_request_j
 from collab_lib.hardware.network import sample_link
 from collab_lib.hardware.profile import LayerProfile
 from collab_lib.hardware.roofline import layers_time_s
 from collab_lib.hardware.specs import LinkSpec, get_device, get_link
+from collab_lib.system.cascade import PrecomputedRouter, Router, route
 from collab_lib.system.partition import split_latencies
 
 DAY_S = 86_400.0
@@ -142,10 +150,18 @@ def simulate_day(
     seed: int,
     *,
     small_layers: Sequence[LayerProfile] | None = None,
-    escalate: float = 0.0,
+    router: Router | None = None,
+    threshold: float | None = None,
     input_bytes: int | None = None,
 ) -> FleetResult:
-    """Simulate one day of the fleet under ``policy``; ``small_layers`` and ``escalate`` are the cascade's.
+    """Simulate one day of the fleet under ``policy``; ``small_layers``, ``router`` and ``threshold`` are
+    the cascade's.
+
+    The cascade sends a request to the cloud where ``router.score(difficulty) >= threshold``
+    (:func:`~collab_lib.system.cascade.route`), ``difficulty`` being the requests' (n,) float64 tensor of
+    draws on (0, 1] in arrival order; ``router`` defaults to a
+    :class:`~collab_lib.system.cascade.PrecomputedRouter` (score = difficulty, so threshold 1 - e escalates
+    a share e on average). The other policies ignore the three.
 
     Latency of a request = device compute + RTT + upload + queueing + cloud compute + download, with the
     link's rates and RTT drawn per request (:func:`~collab_lib.hardware.network.sample_link`).
@@ -160,8 +176,8 @@ def simulate_day(
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; valid: {POLICIES}")
-    if policy == "cascade" and (small_layers is None or not 0 <= escalate <= 1):
-        raise ValueError("the cascade policy needs small_layers and escalate in [0, 1]")
+    if policy == "cascade" and (small_layers is None or threshold is None):
+        raise ValueError("the cascade policy needs small_layers and a threshold")
     if not layers:
         raise ValueError("layers is empty")
     radios = {key: get_radio(key) for key in config.link_mix}  # fails early on a link without one
@@ -180,7 +196,12 @@ def simulate_day(
         rows = np.flatnonzero(link_kind[dev] == key)
         draws = sample_link(get_link(str(key)), len(rows), int(rng.integers(2**31)), rate_cv=config.rate_cv)
         up[rows], down[rows], rtt[rows] = draws.uplink_bits_per_s, draws.downlink_bits_per_s, draws.rtt_s
-    escalated = rng.uniform(size=n) < escalate
+    difficulty = 1 - rng.uniform(size=n)  # (n,) on (0, 1]: exact, as uniform draws are multiples of 2^-53
+    if policy == "cascade":
+        scores = (PrecomputedRouter() if router is None else router).score(torch.from_numpy(difficulty))
+        escalated = route(scores, threshold).numpy()  # validates the threshold and the scores
+        if escalated.shape != (n,):
+            raise ValueError(f"router gave {escalated.shape[0]} scores for {n} requests")
 
     device_s, cloud_s, compute_j = np.zeros(n), np.zeros(n), np.zeros(n)
     bytes_up = np.zeros(n, dtype=np.int64)
