@@ -24,6 +24,8 @@ import random
 import numpy as np
 import torch
 
+from collab_lib._validate import non_negative_int, positive_int
+
 
 def set_seed(seed: int, threads: int | None = 1, dtype: torch.dtype | None = torch.float64) -> None:
     """Seed Python's ``random``, NumPy and torch, fix torch's intra-op thread count and its default dtype.
@@ -39,10 +41,9 @@ def set_seed(seed: int, threads: int | None = 1, dtype: torch.dtype | None = tor
         torch's default floating-point dtype from now on (``torch.set_default_dtype``): float64 by default,
         so that results agree across CPUs (module docstring). ``None`` leaves torch's setting alone.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    non_negative_int("seed", seed)
+    if threads is not None:
+        positive_int("threads", threads)
     if dtype is not None and dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32, torch.float64 or None, got {dtype!r}")
     random.seed(seed)
@@ -61,8 +62,6 @@ def generator(seed: int, offset: int = 0) -> torch.Generator:
     A simulated client ``i`` derives its stream as ``generator(seed, offset=i)`` (nanoGPT's ``seed_offset``),
     so clients are independent of each other and of the order in which they run.
     """
-    if seed < 0 or offset < 0:
-        raise ValueError(f"seed and offset must be non-negative, got seed={seed}, offset={offset}")
     g = torch.Generator()
-    g.manual_seed(seed + offset)
+    g.manual_seed(non_negative_int("seed", seed) + non_negative_int("offset", offset))
     return g

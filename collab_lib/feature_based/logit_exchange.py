@@ -87,8 +87,7 @@ class FDConfig:
 
     def __post_init__(self) -> None:
         for name in ("rounds", "warmup_epochs", "private_epochs", "digest_epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            positive_int(name, getattr(self, name))
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not self.temperature > 0:

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from collab_lib._validate import positive_int
+from collab_lib._validate import non_negative_int, positive_int
 from collab_lib.hardware.profile import tensor_bytes
 from collab_lib.parameter_based.fedavg import FedAvg
 from collab_lib.parameter_based.federated import FedConfig, RoundPlan, run_round
@@ -108,8 +108,7 @@ def split_bytes_per_step(values_per_sample: int, batch_size: int, bytes_per_valu
     for name, v in (("values_per_sample", values_per_sample), ("batch_size", batch_size),
                     ("bytes_per_value", bytes_per_value)):
         positive_int(name, v)
-    if not isinstance(label_bytes, int) or label_bytes < 0:
-        raise ValueError(f"label_bytes must be a non-negative int, got {label_bytes!r}")
+    non_negative_int("label_bytes", label_bytes)
     return batch_size * (2 * values_per_sample * bytes_per_value + label_bytes)
 
 
@@ -133,8 +132,8 @@ class TrainConfig:
     lr: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.rounds < 1 or self.batch_size < 1:
-            raise ValueError(f"rounds and batch_size must be >= 1, got {self.rounds}, {self.batch_size}")
+        positive_int("rounds", self.rounds)
+        positive_int("batch_size", self.batch_size)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 

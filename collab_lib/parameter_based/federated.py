@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from collab_lib._validate import positive_int
+from collab_lib._validate import non_negative_int, positive_int
 from collab_lib.datasets.users import UserDatasets
 from collab_lib.parameter_based.fedavg import FedAvg
 from collab_lib.parameter_based.local import ENGINES, train_clients
@@ -76,8 +76,7 @@ class FedConfig:
             raise ValueError(f"straggler_fraction must be in [0, 1], got {self.straggler_fraction!r}")
         if self.stragglers not in STRAGGLER_POLICIES:
             raise ValueError(f"stragglers must be one of {STRAGGLER_POLICIES}, got {self.stragglers!r}")
-        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        non_negative_int("seed", self.seed)
 
 
 # --- Who takes part in a round ----------------------------------------------------------------------------
