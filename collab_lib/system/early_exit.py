@@ -37,6 +37,7 @@ from collab_lib.hardware.network import transfer_time_s
 from collab_lib.hardware.profile import LayerProfile, profile_model
 from collab_lib.hardware.roofline import layers_time_s
 from collab_lib.hardware.specs import DeviceSpec, LinkSpec
+from collab_lib.seed import generator
 
 Logits = Sequence[torch.Tensor] | np.ndarray  # E exits of (N, C), or an array (E, N, C)
 
@@ -217,7 +218,7 @@ def train_multi_exit(
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     w = _weights(weights, model.num_exits)
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * -(-len(x) // batch_size)
     schedule = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=0.0, total_iters=steps)
