@@ -2,8 +2,21 @@
 float64 its default dtype.
 
 Labs call ``set_seed(0)`` in their first cell so that stored outputs reproduce under ``pytest --nbval``
-on any machine. Library functions never use the global generators for their own randomness: they take a
-``seed`` or a ``torch.Generator`` (see :func:`generator`).
+on any machine. Library functions never use the global generators for their own randomness; they follow
+two conventions:
+
+* **Names.** A parameter or attribute holding a ``torch.Generator`` is called ``generator`` (as torch's own
+  ``generator=`` keyword), one holding a ``numpy.random.Generator`` is called ``rng``. A torch generator is
+  made by :func:`generator` (``generator(seed, offset=client_id)``), a numpy one by
+  ``np.random.default_rng(seed)`` or ``np.random.default_rng([seed, ...])``.
+* **Where the seed lives.** A training run or component configured by a frozen config dataclass
+  (``FedConfig``, ``PersonalConfig``, ``DistillConfig``, ``TrainConfig``, ``FDConfig``, ``CompressConfig``,
+  ...) carries its seed as the config's ``seed: int = 0`` field, and the function that runs it takes no
+  separate seed. Every other
+  stochastic function (data sets and partitions, scenario generators and simulators, model initialisers,
+  trainers configured by plain arguments) takes ``seed: int`` as an argument; a scenario's config
+  (``RecsysConfig``, ``StreamConfig``, ``FleetConfig``) describes the world, not one draw of it, so it
+  carries no seed.
 
 Why float64: float addition is not associative, and CPUs differ in how their kernels order a sum (the
 width of their vector units, the blocking of their matrix multiplies), so the same training gives
