@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from collab_lib.datasets.users import UserDatasets, check_users, users_from_partition
+from collab_lib.datasets.users import UserDatasets, require_users, users_from_partition
 from collab_lib.feature_based.logit_exchange import FDConfig, federated_distillation
 from collab_lib.feature_based.split_learning import TrainConfig, train_fedavg, train_split
 from collab_lib.models import mlp
@@ -36,7 +36,7 @@ def _models() -> list[nn.Module]:
 def test_users_from_partition_keeps_the_partitions_rows_in_order():
     clients, _, _ = _federation()
     assert clients.names == ("client0", "client1") and clients.sizes.tolist() == [6, 3]
-    assert check_users("clients", clients) is clients
+    assert require_users("clients", clients) is clients
 
 
 def _net():

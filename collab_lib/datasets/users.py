@@ -3,7 +3,7 @@
 The user-structured generators return it, :func:`users_from_partition` builds it from index partitions
 (:mod:`collab_lib.datasets.partition`), and every function that trains on several clients' data takes it
 (federated learning and personalization, split learning, logit exchange), checking with
-:func:`check_users` that it got one.
+:func:`require_users` that it got one.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def users_from_partition(x: torch.Tensor, y: torch.Tensor, parts: list[np.ndarra
     return UserDatasets(xs, ys, tuple(f"client{k}" for k in range(len(parts))))
 
 
-def check_users(name: str, value: object) -> UserDatasets:
+def require_users(name: str, value: object) -> UserDatasets:
     """``value`` if it is a :class:`UserDatasets` of at least one user; else an error naming the argument.
 
     A list of ``(x, y)`` pairs or a dict of tensors is refused with a ``TypeError`` that says how to build

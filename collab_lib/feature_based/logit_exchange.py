@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from collab_lib._validate import non_negative_int, positive_int
-from collab_lib.datasets.users import UserDatasets, check_users
+from collab_lib.datasets.users import UserDatasets, require_users
 from collab_lib.seed import generator
 
 TestSet = tuple[torch.Tensor, torch.Tensor]  # (x, y) held out, pooled over the devices
@@ -132,7 +132,7 @@ def federated_distillation(models: Sequence[nn.Module], clients: UserDatasets, x
     Device k holds ``clients.xs[k]``, ``clients.ys[k]``. Its batch orders come from ``generator(config.seed,
     offset)`` with an offset per (round, device, phase). Bytes count logits as float32.
     """
-    check_users("clients", clients)
+    require_users("clients", clients)
     if len(models) != len(clients):
         raise ValueError(f"models and clients must be of equal length, got {len(models)}, {len(clients)}")
     if len(x_public) == 0:

@@ -41,7 +41,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from collab_lib._validate import non_negative_int, positive_int
-from collab_lib.datasets.users import UserDatasets, check_users
+from collab_lib.datasets.users import UserDatasets, require_users
 from collab_lib.hardware.profile import tensor_bytes
 from collab_lib.parameter_based.fedavg import FedAvg
 from collab_lib.parameter_based.federated import FedConfig, RoundPlan, run_round
@@ -151,7 +151,7 @@ class History:
 
 
 def _check_clients(clients: UserDatasets) -> None:
-    check_users("clients", clients)
+    require_users("clients", clients)
     empty = [i for i, n in enumerate(clients.sizes.tolist()) if n == 0]
     if empty:
         raise ValueError(f"clients {empty} hold no samples")

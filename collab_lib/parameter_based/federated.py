@@ -38,7 +38,7 @@ from torch import nn
 from torch.func import functional_call
 
 from collab_lib._validate import non_negative_int, positive_int
-from collab_lib.datasets.users import UserDatasets, check_users
+from collab_lib.datasets.users import UserDatasets, require_users
 from collab_lib.parameter_based.fedavg import FedAvg
 from collab_lib.parameter_based.local import ENGINES, train_clients
 from collab_lib.parameter_based.params import BYTES_PER_FLOAT32, Params, get_params, num_values
@@ -196,9 +196,9 @@ def federate(model: nn.Module, train: UserDatasets, config: FedConfig, test: Use
     ``engine`` is the local training's (:mod:`~collab_lib.parameter_based.local`); ``callback(round,
     params)``, if given, sees the global parameters after each round; ``codec``: see :func:`run_round`.
     """
-    check_users("train", train)
+    require_users("train", train)
     if test is not None:
-        check_users("test", test)
+        require_users("test", test)
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if not isinstance(strategy, Strategy):

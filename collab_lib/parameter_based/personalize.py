@@ -45,7 +45,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from collab_lib._validate import non_negative_int, positive_int
-from collab_lib.datasets.users import UserDatasets, check_users
+from collab_lib.datasets.users import UserDatasets, require_users
 from collab_lib.parameter_based.aggregate import weighted_average
 from collab_lib.parameter_based.federated import FedConfig, client_batches, full_steps, plan_round
 from collab_lib.parameter_based.local import linear_layers, padded_batches, stacked_gradients
@@ -171,7 +171,7 @@ def sgd_per_user(model: nn.Module, start: Stacked, xs: Sequence[torch.Tensor], y
 
 def personal_batches(users: UserDatasets, config: PersonalConfig) -> list[list[np.ndarray]]:
     """User k's E epochs of minibatches (see the module's note on batch order)."""
-    check_users("users", users)
+    require_users("users", users)
     return [client_batches(int(n), config.batch_size, full_steps(int(n), config.batch_size, config.epochs),
                            config.seed, 0, k) for k, n in enumerate(users.sizes.tolist())]
 
