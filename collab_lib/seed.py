@@ -2,8 +2,21 @@
 float64 its default dtype.
 
 Labs call ``set_seed(0)`` in their first cell so that stored outputs reproduce under ``pytest --nbval``
-on any machine. Library functions never use the global generators for their own randomness: they take a
-``seed`` or a ``torch.Generator`` (see :func:`generator`).
+on any machine. Library functions never use the global generators for their own randomness; they follow
+two conventions:
+
+* **Names.** A parameter or attribute holding a ``torch.Generator`` is called ``generator`` (as torch's own
+  ``generator=`` keyword), one holding a ``numpy.random.Generator`` is called ``rng``. A torch generator is
+  made by :func:`generator` (``generator(seed, offset=client_id)``), a numpy one by
+  ``np.random.default_rng(seed)`` or ``np.random.default_rng([seed, ...])``.
+* **Where the seed lives.** A training run or component configured by a frozen config dataclass
+  (``FedConfig``, ``PersonalConfig``, ``DistillConfig``, ``TrainConfig``, ``FDConfig``, ``CompressConfig``,
+  ...) carries its seed as the config's ``seed: int = 0`` field, and the function that runs it takes no
+  separate seed. Every other
+  stochastic function (data sets and partitions, scenario generators and simulators, model initialisers,
+  trainers configured by plain arguments) takes ``seed: int`` as an argument; a scenario's config
+  (``RecsysConfig``, ``StreamConfig``, ``FleetConfig``) describes the world, not one draw of it, so it
+  carries no seed.
 
 Why float64: float addition is not associative, and CPUs differ in how their kernels order a sum (the
 width of their vector units, the blocking of their matrix multiplies), so the same training gives
@@ -24,6 +37,8 @@ import random
 import numpy as np
 import torch
 
+from collab_lib._validate import non_negative_int, positive_int
+
 
 def set_seed(seed: int, threads: int | None = 1, dtype: torch.dtype | None = torch.float64) -> None:
     """Seed Python's ``random``, NumPy and torch, fix torch's intra-op thread count and its default dtype.
@@ -39,10 +54,9 @@ def set_seed(seed: int, threads: int | None = 1, dtype: torch.dtype | None = tor
         torch's default floating-point dtype from now on (``torch.set_default_dtype``): float64 by default,
         so that results agree across CPUs (module docstring). ``None`` leaves torch's setting alone.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    non_negative_int("seed", seed)
+    if threads is not None:
+        positive_int("threads", threads)
     if dtype is not None and dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32, torch.float64 or None, got {dtype!r}")
     random.seed(seed)
@@ -61,8 +75,6 @@ def generator(seed: int, offset: int = 0) -> torch.Generator:
     A simulated client ``i`` derives its stream as ``generator(seed, offset=i)`` (nanoGPT's ``seed_offset``),
     so clients are independent of each other and of the order in which they run.
     """
-    if seed < 0 or offset < 0:
-        raise ValueError(f"seed and offset must be non-negative, got seed={seed}, offset={offset}")
     g = torch.Generator()
-    g.manual_seed(seed + offset)
+    g.manual_seed(non_negative_int("seed", seed) + non_negative_int("offset", offset))
     return g

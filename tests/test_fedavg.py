@@ -306,8 +306,10 @@ def test_bad_strategies_name_the_field(make, field):
 
 
 def test_no_clients_bad_engine_and_a_non_strategy_are_errors():
-    with pytest.raises(ValueError, match="train: no clients"):
+    with pytest.raises(ValueError, match="train must hold at least one user"):
         federate(mlp(5, 0, 3, 0), UserDatasets((), (), ()), FedConfig())
+    with pytest.raises(TypeError, match="train must be a collab_lib.datasets.users.UserDatasets, got list"):
+        federate(mlp(5, 0, 3, 0), [(torch.zeros(2, 5), torch.zeros(2, dtype=torch.int64))], FedConfig())
     with pytest.raises(ValueError, match="engine"):
         federate(mlp(5, 0, 3, 0), unequal_clients(), FedConfig(), engine="gpu")
     with pytest.raises(TypeError, match="strategy"):

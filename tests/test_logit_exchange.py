@@ -42,6 +42,7 @@ def test_bytes_by_hand():
     (lambda: consensus([torch.ones(2, 3)], [-1.0]), "weights"),
     (lambda: logit_bytes_per_round(0, 10), "n_public"),
     (lambda: FDConfig(temperature=-1.0), "temperature"),
+    (lambda: FDConfig(seed=-1), "seed"),
 ])
 def test_bad_inputs_name_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):

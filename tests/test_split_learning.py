@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from collab_lib.datasets.users import UserDatasets
 from collab_lib.feature_based.split_learning import (
     TrainConfig,
     fedavg_bytes_per_round,
@@ -34,6 +35,10 @@ def cnn(seed: int) -> nn.Sequential:
 def data(n: int, seed: int):
     g = generator(seed)
     return torch.rand(n, 1, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 10, (n,), generator=g)
+
+
+def users(pairs) -> UserDatasets:
+    return UserDatasets(tuple(x for x, _ in pairs), tuple(y for _, y in pairs), tuple(f"d{i}" for i in range(len(pairs))))
 
 
 @pytest.mark.parametrize("cut", range(1, 7))
@@ -69,9 +74,9 @@ def test_split_step_cuts_the_graph_at_the_link():
 def test_train_split_equals_sgd_over_the_same_batches():
     clients = [data(10, 3), data(7, 4)]
     test = data(20, 5)
-    config = TrainConfig(rounds=2, batch_size=4, lr=0.05)
+    config = TrainConfig(rounds=2, batch_size=4, lr=0.05, seed=9)
     model, reference = cnn(6), cnn(6)
-    hist = train_split(model, 2, clients, test, config, seed=9)
+    hist = train_split(model, 2, users(clients), test, config)
 
     # Independent reference: one SGD optimizer on the whole model, the batches train_split documents.
     opt = torch.optim.SGD(reference.parameters(), lr=0.05)
@@ -98,10 +103,10 @@ def test_train_split_equals_sgd_over_the_same_batches():
 
 def test_fedavg_is_the_sample_weighted_average_of_local_sgd():
     clients = [data(9, 10), data(3, 11)]  # unequal sizes: a missing weight would fail
-    config = TrainConfig(rounds=1, batch_size=4, lr=0.1)
+    config = TrainConfig(rounds=1, batch_size=4, lr=0.1, seed=14)
     model = cnn(12)
     start = copy.deepcopy(model)
-    hist = train_fedavg(model, clients, data(5, 13), config, seed=14)
+    hist = train_fedavg(model, users(clients), data(5, 13), config)
 
     locals_ = []
     for i, (x, y) in enumerate(clients):
@@ -136,5 +141,9 @@ def test_bad_inputs_name_the_parameter():
         fedavg_bytes_per_round(0)
     with pytest.raises(ValueError, match="lr"):
         TrainConfig(lr=-0.1)
-    with pytest.raises(ValueError, match="clients"):
-        train_split(cnn(0), 2, [], data(2, 0), TrainConfig(), seed=0)
+    with pytest.raises(ValueError, match="seed"):
+        TrainConfig(seed=-1)
+    with pytest.raises(ValueError, match="clients must hold at least one user"):
+        train_split(cnn(0), 2, users([]), data(2, 0), TrainConfig())
+    with pytest.raises(ValueError, match=r"clients \[1\] hold no samples"):
+        train_fedavg(cnn(0), users([data(2, 0), data(0, 1)]), data(2, 0), TrainConfig())

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from collab_lib._validate import positive_int
 from collab_lib.applications.reranking import fit_logistic, logit
 from collab_lib.hardware.energy import compute_energy_j, get_radio, transfer_energy_j
 from collab_lib.hardware.network import transfer_time_s
@@ -53,9 +54,7 @@ class StreamConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_streams", "duration_s", "num_features", "num_shifted"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+            positive_int(name, getattr(self, name))
         if self.num_shifted > self.num_features:
             raise ValueError(f"num_shifted must be <= num_features, got {self.num_shifted} > {self.num_features}")
         lo, hi = self.highlight_len_s
@@ -143,10 +142,8 @@ def cloud_sample_mask(num_streams: int, duration_s: int, capacity_fps: float, se
     """(S, T) bool: the frames a cloud of ``capacity_fps`` frame analyses per second visits, one frame per
     second per stream. If ``S <= capacity_fps`` every frame; otherwise each stream every ``P = S / capacity_fps``
     seconds, at ``floor(phase + k P)`` with a random phase in ``[0, P)`` per stream (round robin)."""
-    if not isinstance(num_streams, int) or num_streams < 1:
-        raise ValueError(f"num_streams must be an int >= 1, got {num_streams!r}")
-    if not isinstance(duration_s, int) or duration_s < 1:
-        raise ValueError(f"duration_s must be an int >= 1, got {duration_s!r}")
+    positive_int("num_streams", num_streams)
+    positive_int("duration_s", duration_s)
     if not capacity_fps > 0:
         raise ValueError(f"capacity_fps must be > 0, got {capacity_fps!r}")
     mask = np.zeros((num_streams, duration_s), dtype=bool)

@@ -153,10 +153,10 @@ class DistillConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
 
 
-def _batches(n: int, batch_size: int, g: torch.Generator):
+def _batches(n: int, batch_size: int, generator: torch.Generator):
     """An endless stream of mini-batch index tensors: shuffled epochs over range(n)."""
     while True:
-        order = torch.randperm(n, generator=g)
+        order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
             yield order[start:start + batch_size]
 

@@ -23,9 +23,9 @@ Departures, labelled:
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
+from collab_lib._validate import non_negative_int
 from collab_lib.seed import generator
 
 #: Names of the selection strategies :func:`select` dispatches to.
@@ -33,9 +33,7 @@ STRATEGIES = ("random", "uncertainty", "diversity")
 
 
 def _budget(budget: int, n: int) -> int:
-    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
-        raise ValueError(f"budget must be a non-negative int, got {budget!r}")
-    if budget > n:
+    if non_negative_int("budget", budget) > n:
         raise ValueError(f"budget ({budget}) is larger than the pool of candidates ({n} samples)")
     return int(budget)
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from collab_lib._validate import positive_int
+from collab_lib._validate import non_negative_int, positive_int
 
 
 def _check_clients(n: int, num_clients: int) -> None:
@@ -81,7 +81,7 @@ def dirichlet(
     _check_clients(len(y), num_clients)
     if not (isinstance(alpha, (int, float)) and np.isfinite(alpha) and alpha > 0):
         raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
-    if min_size < 0 or min_size * num_clients > len(y):
+    if non_negative_int("min_size", min_size) * num_clients > len(y):
         raise ValueError(f"min_size ({min_size}) x num_clients ({num_clients}) must be between 0 and {len(y)}")
     rng = np.random.default_rng(seed)
     classes = np.unique(y)

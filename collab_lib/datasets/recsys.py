@@ -49,7 +49,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from collab_lib._validate import positive_int
+from collab_lib._validate import non_negative_int, positive_int
 
 INTEREST_FLOOR = 1e-6
 """Interest below this counts as this in the click model, so that ``log`` stays finite."""
@@ -190,8 +190,7 @@ def generate(config: RecsysConfig, seed: int) -> RecsysData:
 
     All randomness comes from ``numpy.random.default_rng(seed)``; global random state is untouched.
     """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    non_negative_int("seed", seed)
     rng = np.random.default_rng(seed)
     cfg = config
     U, S, C = cfg.num_users, cfg.sessions_per_user, cfg.num_categories

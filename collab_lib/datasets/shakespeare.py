@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from collab_lib._validate import positive_int
 from collab_lib.datasets.users import UserDatasets
 
 DATA = Path(__file__).parent / "_data" / "shakespeare.jsonl.gz"
@@ -60,8 +61,8 @@ def next_char_samples(ids: torch.Tensor, seq_len: int, stride: int = 1) -> tuple
 
     Windows start every ``stride`` characters; N = floor((len - seq_len - 1) / stride) + 1, or 0.
     """
-    if seq_len < 1 or stride < 1:
-        raise ValueError(f"seq_len and stride must be >= 1, got {seq_len}, {stride}")
+    positive_int("seq_len", seq_len)
+    positive_int("stride", stride)
     if len(ids) <= seq_len:
         return torch.empty(0, seq_len, dtype=torch.int64), torch.empty(0, dtype=torch.int64)
     windows = ids.unfold(0, seq_len + 1, stride)  # (N, seq_len + 1), a view
@@ -82,8 +83,7 @@ def shakespeare_users(
     ``max_samples_per_user`` keeps each user's first windows only (a role's text in order), so that labs
     stay small; ``stride`` > 1 thins overlapping windows.
     """
-    if min_samples < 1:
-        raise ValueError(f"min_samples must be >= 1, got {min_samples}")
+    positive_int("min_samples", min_samples)
     if max_samples_per_user is not None and max_samples_per_user < min_samples:
         raise ValueError(f"max_samples_per_user ({max_samples_per_user}) must be >= min_samples ({min_samples})")
     roles = load_roles()

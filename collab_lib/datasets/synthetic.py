@@ -65,8 +65,8 @@ def fedprox_synthetic(
         positive_int(name, value)
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    if max_samples_per_user is not None and max_samples_per_user < 1:
-        raise ValueError(f"max_samples_per_user must be >= 1, got {max_samples_per_user}")
+    if max_samples_per_user is not None:
+        positive_int("max_samples_per_user", max_samples_per_user)
 
     rng = np.random.default_rng(seed)
     n_k = samples_per_user(num_users, rng, max_samples_per_user)       # (K,)

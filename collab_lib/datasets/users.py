@@ -1,10 +1,19 @@
-"""Per-user data: the common return type of the user-structured generators."""
+"""Per-user data: one type, :class:`UserDatasets`, for a client's data everywhere in the library.
+
+The user-structured generators return it, :func:`users_from_partition` builds it from index partitions
+(:mod:`collab_lib.datasets.partition`), and every function that trains on several clients' data takes it
+(federated learning and personalization, split learning, logit exchange), checking with
+:func:`require_users` that it got one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from collab_lib.seed import generator
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class UserDatasets:
         """Split every user's samples at random into train and test; each user keeps >= 1 training sample."""
         if not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-        g = torch.Generator().manual_seed(seed)
+        g = generator(seed)
         train, test = ([], []), ([], [])
         for x, y in zip(self.xs, self.ys):
             perm = torch.randperm(len(y), generator=g)
@@ -49,3 +58,24 @@ class UserDatasets:
                 ys.append(y[idx])
         return (UserDatasets(tuple(train[0]), tuple(train[1]), self.names),
                 UserDatasets(tuple(test[0]), tuple(test[1]), self.names))
+
+
+def users_from_partition(x: torch.Tensor, y: torch.Tensor, parts: list[np.ndarray]) -> UserDatasets:
+    """One user per index array of a partition (:mod:`collab_lib.datasets.partition`), named ``client<k>``."""
+    xs = tuple(x[torch.from_numpy(p)] for p in parts)
+    ys = tuple(y[torch.from_numpy(p)] for p in parts)
+    return UserDatasets(xs, ys, tuple(f"client{k}" for k in range(len(parts))))
+
+
+def require_users(name: str, value: object) -> UserDatasets:
+    """``value`` if it is a :class:`UserDatasets` of at least one user; else an error naming the argument.
+
+    A list of ``(x, y)`` pairs or a dict of tensors is refused with a ``TypeError`` that says how to build
+    the one type instead.
+    """
+    if not isinstance(value, UserDatasets):
+        raise TypeError(f"{name} must be a collab_lib.datasets.users.UserDatasets, got {type(value).__name__}; "
+                        "build one with UserDatasets(xs, ys, names) or users_from_partition(x, y, parts)")
+    if len(value) == 0:
+        raise ValueError(f"{name} must hold at least one user, got none")
+    return value

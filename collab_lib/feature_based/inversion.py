@@ -92,17 +92,17 @@ class FeatureNoise(nn.Module):
     def __init__(self, sigma: float, seed: int) -> None:
         super().__init__()
         self.sigma = _non_negative("sigma", sigma)
-        self.gen = generator(seed)
+        self.generator = generator(seed)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if self.sigma == 0:
             return h
-        noise = torch.randn(h.shape, generator=self.gen, dtype=h.dtype)
+        noise = torch.randn(h.shape, generator=self.generator, dtype=h.dtype)
         return h + self.sigma * noise
 
 
 def clip_and_noise(grads: Sequence[torch.Tensor], clip_norm: float, noise_multiplier: float,
-                   gen: torch.Generator) -> list[torch.Tensor]:
+                   generator: torch.Generator) -> list[torch.Tensor]:
     """Scale the update so its global L2 norm is at most ``clip_norm`` (C), then add N(0, (z C)^2) noise to
     every coordinate (z = ``noise_multiplier``). Returns new tensors; ``grads`` is unchanged.
 
@@ -114,7 +114,7 @@ def clip_and_noise(grads: Sequence[torch.Tensor], clip_norm: float, noise_multip
     z = _non_negative("noise_multiplier", noise_multiplier)
     norm = torch.sqrt(sum(g.double().pow(2).sum() for g in grads))
     scale = min(1.0, clip_norm / norm.item()) if norm > 0 else 1.0
-    return [g * scale + z * clip_norm * torch.randn(g.shape, generator=gen, dtype=g.dtype) for g in grads]
+    return [g * scale + z * clip_norm * torch.randn(g.shape, generator=generator, dtype=g.dtype) for g in grads]
 
 
 # --- Feature inversion ------------------------------------------------------------------------------------

@@ -31,10 +31,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from collab_lib._validate import positive_int
+from collab_lib._validate import non_negative_int, positive_int
+from collab_lib.datasets.users import UserDatasets, require_users
 from collab_lib.seed import generator
 
-Client = tuple[torch.Tensor, torch.Tensor]
+TestSet = tuple[torch.Tensor, torch.Tensor]  # (x, y) held out, pooled over the devices
 
 
 def logit_bytes_per_round(n_public: int, num_classes: int, bytes_per_value: int = 4) -> int:
@@ -75,7 +76,8 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature:
 @dataclass(frozen=True)
 class FDConfig:
     """``warmup_epochs`` of private training, then ``rounds`` of communicate-aggregate-digest (``digest_epochs``
-    on the public set) and revisit (``private_epochs`` on the private data); Adam with ``lr`` throughout."""
+    on the public set) and revisit (``private_epochs`` on the private data); Adam with ``lr`` throughout;
+    batch orders from ``seed``."""
 
     rounds: int = 5
     warmup_epochs: int = 20
@@ -84,15 +86,16 @@ class FDConfig:
     lr: float = 3e-3
     batch_size: int = 32
     temperature: float = 2.0
+    seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("rounds", "warmup_epochs", "private_epochs", "digest_epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            positive_int(name, getattr(self, name))
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        non_negative_int("seed", self.seed)
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,10 @@ class FDHistory:
 
 
 def _epochs(model: nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn, epochs: int, opt, batch_size: int,
-            g: torch.Generator) -> None:
+            generator: torch.Generator) -> None:
     model.train()
     for _ in range(epochs):
-        order = torch.randperm(len(x), generator=g)
+        order = torch.randperm(len(x), generator=generator)
         for s in range(0, len(x), batch_size):
             idx = order[s:s + batch_size]
             opt.zero_grad()
@@ -122,23 +125,25 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return (model(x).argmax(dim=1) == y).double().mean().item()
 
 
-def federated_distillation(models: Sequence[nn.Module], clients: Sequence[Client], x_public: torch.Tensor,
-                           test: Client, config: FDConfig, seed: int) -> FDHistory:
+def federated_distillation(models: Sequence[nn.Module], clients: UserDatasets, x_public: torch.Tensor,
+                           test: TestSet, config: FDConfig) -> FDHistory:
     """Train ``models`` (one per client, any architectures with C outputs) in place, FedMD-style.
 
-    Device k's batch orders come from ``generator(seed, offset)`` with an offset per (round, device, phase).
-    Bytes count logits as float32.
+    Device k holds ``clients.xs[k]``, ``clients.ys[k]``. Its batch orders come from ``generator(config.seed,
+    offset)`` with an offset per (round, device, phase). Bytes count logits as float32.
     """
-    if len(models) != len(clients) or len(models) == 0:
-        raise ValueError(f"models and clients must be non-empty and of equal length, got {len(models)}, {len(clients)}")
+    require_users("clients", clients)
+    if len(models) != len(clients):
+        raise ValueError(f"models and clients must be of equal length, got {len(models)}, {len(clients)}")
     if len(x_public) == 0:
         raise ValueError("x_public must hold at least one input")
     opts = [torch.optim.Adam(m.parameters(), lr=config.lr) for m in models]
-    weights = [len(x) for x, _ in clients]
+    weights = clients.sizes.tolist()
     K = len(models)
+    seed = config.seed
 
     def private(r: int, epochs: int) -> None:
-        for k, (m, (x, y)) in enumerate(zip(models, clients)):
+        for k, (m, x, y) in enumerate(zip(models, clients.xs, clients.ys)):
             g = generator(seed, offset=(2 * r) * K + k)
             _epochs(m, x, y, F.cross_entropy, epochs, opts[k], config.batch_size, g)
 

@@ -33,15 +33,15 @@ Departures, labelled:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from collab_lib._validate import positive_int
+from collab_lib._validate import non_negative_int, positive_int
+from collab_lib.datasets.users import UserDatasets, require_users
 from collab_lib.hardware.profile import tensor_bytes
 from collab_lib.parameter_based.fedavg import FedAvg
 from collab_lib.parameter_based.federated import FedConfig, RoundPlan, run_round
@@ -50,7 +50,7 @@ from collab_lib.parameter_based.strategy import ClientResults, LocalObjective, S
 from collab_lib.seed import generator
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Client = tuple[torch.Tensor, torch.Tensor]  # (x, y) held by one device
+TestSet = tuple[torch.Tensor, torch.Tensor]  # (x, y) held out, pooled over the devices
 
 
 def num_params(module: nn.Module) -> int:
@@ -108,8 +108,7 @@ def split_bytes_per_step(values_per_sample: int, batch_size: int, bytes_per_valu
     for name, v in (("values_per_sample", values_per_sample), ("batch_size", batch_size),
                     ("bytes_per_value", bytes_per_value)):
         positive_int(name, v)
-    if not isinstance(label_bytes, int) or label_bytes < 0:
-        raise ValueError(f"label_bytes must be a non-negative int, got {label_bytes!r}")
+    non_negative_int("label_bytes", label_bytes)
     return batch_size * (2 * values_per_sample * bytes_per_value + label_bytes)
 
 
@@ -126,17 +125,19 @@ def fedavg_bytes_per_round(num_parameters: int, bytes_per_value: int = 4) -> int
 @dataclass(frozen=True)
 class TrainConfig:
     """Shared by both schemes so that they differ only in what travels. ``rounds``: passes over every
-    device's data (one local epoch each); plain SGD with learning rate ``lr``."""
+    device's data (one local epoch each); plain SGD with learning rate ``lr``; batch orders from ``seed``."""
 
     rounds: int = 10
     batch_size: int = 32
     lr: float = 0.1
+    seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.rounds < 1 or self.batch_size < 1:
-            raise ValueError(f"rounds and batch_size must be >= 1, got {self.rounds}, {self.batch_size}")
+        positive_int("rounds", self.rounds)
+        positive_int("batch_size", self.batch_size)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        non_negative_int("seed", self.seed)
 
 
 @dataclass
@@ -149,12 +150,11 @@ class History:
     accuracy: list[float]
 
 
-def _check_clients(clients: Sequence[Client]) -> None:
-    if len(clients) == 0:
-        raise ValueError("clients must hold at least one (x, y) pair")
-    for i, (x, y) in enumerate(clients):
-        if len(x) == 0 or len(x) != len(y):
-            raise ValueError(f"client {i}: x and y must be non-empty and of equal length, got {len(x)}, {len(y)}")
+def _check_clients(clients: UserDatasets) -> None:
+    require_users("clients", clients)
+    empty = [i for i, n in enumerate(clients.sizes.tolist()) if n == 0]
+    if empty:
+        raise ValueError(f"clients {empty} hold no samples")
 
 
 @torch.no_grad()
@@ -163,26 +163,28 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return (model(x).argmax(dim=1) == y).double().mean().item()
 
 
-def _batches(n: int, batch_size: int, g: torch.Generator):
-    order = torch.randperm(n, generator=g)
+def _batches(n: int, batch_size: int, generator: torch.Generator):
+    order = torch.randperm(n, generator=generator)
     return [order[s:s + batch_size] for s in range(0, n, batch_size)]
 
 
-def train_split(model: nn.Sequential, cut: int, clients: Sequence[Client], test: Client,
-                config: TrainConfig, seed: int) -> History:
-    """Vanilla split learning over ``clients`` in turn, training ``model`` in place.
+def train_split(model: nn.Sequential, cut: int, clients: UserDatasets, test: TestSet,
+                config: TrainConfig) -> History:
+    """Vanilla split learning over ``clients`` (device i holds ``clients.xs[i]``, ``clients.ys[i]``) in turn,
+    training ``model`` in place.
 
     Each round, device i = 0, 1, ... receives the device-side weights (except the very first turn), runs one
-    epoch of :func:`split_step` on its mini-batches (order from ``generator(seed, offset)``), and passes the
-    weights on. Bytes: every step's payloads plus 2 P_device b per hand-off (relayed by the cloud).
+    epoch of :func:`split_step` on its mini-batches (order from ``generator(config.seed, offset)``), and passes
+    the weights on. Bytes: every step's payloads plus 2 P_device b per hand-off (relayed by the cloud).
     """
     _check_clients(clients)
+    seed = config.seed
     device, cloud = split_model(model, cut)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr)
     handoff = 2 * sum(tensor_bytes(p) for p in device.parameters())
     total, steps, hist = 0, 0, History([], [], [])
     for r in range(config.rounds):
-        for i, (x, y) in enumerate(clients):
+        for i, (x, y) in enumerate(zip(clients.xs, clients.ys)):
             if r > 0 or i > 0:
                 total += handoff
             g = generator(seed, offset=r * len(clients) + i)
@@ -198,8 +200,8 @@ def train_split(model: nn.Sequential, cut: int, clients: Sequence[Client], test:
     return hist
 
 
-def train_fedavg(model: nn.Module, clients: Sequence[Client], test: Client, config: TrainConfig,
-                 seed: int, strategy: Strategy = FedAvg()) -> History:
+def train_fedavg(model: nn.Module, clients: UserDatasets, test: TestSet, config: TrainConfig,
+                 strategy: Strategy = FedAvg()) -> History:
     """FedAvg with every device in every round and one local epoch of SGD, training ``model`` in place.
 
     The round is the library's one federated round (:func:`~collab_lib.parameter_based.federated.run_round`)
@@ -209,9 +211,10 @@ def train_fedavg(model: nn.Module, clients: Sequence[Client], test: Client, conf
     Bytes: 2 P b per device per round.
     """
     _check_clients(clients)
+    seed = config.seed
     fed = FedConfig(rounds=config.rounds, client_fraction=1.0, local_epochs=1, batch_size=config.batch_size,
                     lr=config.lr, seed=seed)
-    sizes = np.array([len(x) for x, _ in clients])
+    sizes = clients.sizes.numpy()
     params = get_params(model)
     state = strategy.init_state(params)
     total, steps, hist = 0, 0, History([], [], [])
@@ -220,7 +223,7 @@ def train_fedavg(model: nn.Module, clients: Sequence[Client], test: Client, conf
         nonlocal steps
         updates = []
         for i in (int(k) for k in plan.answered):
-            x, y = clients[i]
+            x, y = clients.xs[i], clients.ys[i]
             net = set_params(copy.deepcopy(model), sent)
             opt = torch.optim.SGD(net.parameters(), lr=config.lr)
             g = generator(seed, offset=plan.round_idx * len(clients) + i)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from collab_lib._validate import non_negative_int, positive_int
 from collab_lib.hardware.specs import DeviceSpec
 from collab_lib.seed import generator
 
@@ -37,14 +38,9 @@ _COPY_DTYPE = torch.float32  # the bandwidth benchmark copies float32, whatever 
 _FLOAT_BYTES = torch.finfo(_COPY_DTYPE).bits // 8
 
 
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
 def _check_threads(threads: int | None) -> None:
     if threads is not None:
-        _check_int("threads", threads, 1)
+        positive_int("threads", threads)
 
 
 @contextlib.contextmanager
@@ -101,8 +97,8 @@ def measure_matmul_flops(
     -------
     Operations per second, 2 n^3 / best time.
     """
-    _check_int("n", n, 1)
-    _check_int("repeats", repeats, 1)
+    positive_int("n", n)
+    positive_int("repeats", repeats)
     _check_threads(threads)
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
@@ -143,8 +139,9 @@ def measure_memory_bandwidth(
     -------
     Bytes per second, 2 x bytes per array / best time.
     """
-    _check_int("num_bytes", num_bytes, _FLOAT_BYTES)
-    _check_int("repeats", repeats, 1)
+    if positive_int("num_bytes", num_bytes) < _FLOAT_BYTES:
+        raise ValueError(f"num_bytes must be at least one float32 ({_FLOAT_BYTES} bytes), got {num_bytes!r}")
+    positive_int("repeats", repeats)
     _check_threads(threads)
     numel = num_bytes // _FLOAT_BYTES
     # Explicitly float32: set_seed makes float64 the default, which would move twice the bytes counted.
@@ -220,8 +217,8 @@ def measure_latency_s(
     memory and pick kernels. The model runs as given (call ``model.eval()`` first if it
     has dropout or batch norm) with torch's current thread count.
     """
-    _check_int("repeats", repeats, 1)
-    _check_int("warmup", warmup, 0)
+    positive_int("repeats", repeats)
+    non_negative_int("warmup", warmup)
     with torch.no_grad():
         times = _run_times_s(lambda: model(example_input), repeats, warmup)
     return statistics.median(times)

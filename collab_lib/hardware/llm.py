@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from collab_lib._validate import positive_int
 from collab_lib.hardware.profile import LayerProfile
 from collab_lib.hardware.roofline import decode_tokens_per_s, prefill_tokens_per_s
 from collab_lib.hardware.specs import DeviceSpec, lookup
@@ -145,8 +146,7 @@ def generation_profile(model: TransformerSpec, fmt: WeightFormat, tokens: int, c
     summed over the tokens (decoding reads them again for every token). Its roofline time is the sum of
     the per-token decode times when each token is memory-bound, which lets the fleet and partition
     simulators treat a whole LLM answer as one step."""
-    if tokens < 1:
-        raise ValueError(f"tokens must be >= 1, got {tokens}")
+    positive_int("tokens", tokens)
     params = decode_params_per_token(model)
     contexts = range(context_len, context_len + tokens)
     flops = sum(2 * params + model.attention_flops(c) for c in contexts)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from collab_lib._validate import positive_int
 from collab_lib.hardware.llm import TransformerSpec
 
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}
@@ -103,8 +104,8 @@ def transformer_training_memory(
     frozen ones only their ``frozen_bytes_per_param``. ``trainable_fraction`` < 1 models adapters such as
     LoRA approximately (their own activations are ignored). Activations follow Korthikanti et al.
     """
-    if seq_len < 1 or batch < 1:
-        raise ValueError(f"seq_len and batch must be >= 1, got {seq_len}, {batch}")
+    positive_int("seq_len", seq_len)
+    positive_int("batch", batch)
     if not 0 <= trainable_fraction <= 1:
         raise ValueError(f"trainable_fraction must be in [0, 1], got {trainable_fraction}")
     n = model.num_params

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from collab_lib._validate import positive_int
 from collab_lib.hardware.specs import LinkSpec
 
 
@@ -47,8 +48,7 @@ def sample_link(link: LinkSpec, n: int, seed: int, rate_cv: float = 0.5, rtt_cv:
 
     ``rate_cv`` and ``rtt_cv`` are the coefficients of variation (0 gives the catalog figures exactly).
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    positive_int("n", n)
     if rate_cv < 0 or rtt_cv < 0:
         raise ValueError(f"rate_cv and rtt_cv must be >= 0, got {rate_cv}, {rtt_cv}")
     rng = np.random.default_rng(seed)

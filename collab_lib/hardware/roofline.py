@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from collab_lib._validate import positive_int
 from collab_lib.hardware.profile import LayerProfile
 from collab_lib.hardware.specs import DeviceSpec
 
@@ -79,8 +80,7 @@ def prefill_tokens_per_s(
 ) -> float:
     """Prompt tokens per second when a ``prompt_len``-token prompt is processed in one pass: the FLOPs of
     ``prompt_len`` tokens, the weights read once (activations are assumed to stay on chip)."""
-    if prompt_len < 1:
-        raise ValueError(f"prompt_len must be >= 1, got {prompt_len}")
+    positive_int("prompt_len", prompt_len)
     if params <= 0 or bytes_per_param <= 0:
         raise ValueError(f"params and bytes_per_param must be > 0, got {params}, {bytes_per_param}")
     flops = 2 * params * prompt_len + attention_flops

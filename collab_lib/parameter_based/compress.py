@@ -43,7 +43,7 @@ INDEX_BYTES = 4
 # --- Pure functions on one tensor ---------------------------------------------------------------------
 
 
-def stochastic_quantize(x: torch.Tensor, bits: int, gen: torch.Generator) -> torch.Tensor:
+def stochastic_quantize(x: torch.Tensor, bits: int, generator: torch.Generator) -> torch.Tensor:
     """Unbiased stochastic rounding of ``x`` to 2^bits levels on [-max|x|, max|x|]; same shape as ``x``."""
     if not isinstance(bits, int) or not 1 <= bits <= 16:
         raise ValueError(f"bits must be an int in [1, 16], got {bits!r}")
@@ -53,7 +53,7 @@ def stochastic_quantize(x: torch.Tensor, bits: int, gen: torch.Generator) -> tor
     levels = 2 ** bits - 1                                   # intervals between the 2^bits levels
     pos = (x / scale + 1) / 2 * levels                       # in [0, levels]
     low = pos.floor()
-    up = torch.rand(x.shape, generator=gen, dtype=x.dtype) < (pos - low)  # P(up) = distance to low level
+    up = torch.rand(x.shape, generator=generator, dtype=x.dtype) < (pos - low)  # P(up) = distance to low level
     q = low + up.to(x.dtype)
     return (q / levels * 2 - 1) * scale
 
@@ -169,7 +169,7 @@ class Compressor:
             total += nbytes
         return received, total
 
-    def _compress(self, delta: Params, gen: torch.Generator) -> tuple[Params, int]:
+    def _compress(self, delta: Params, generator: torch.Generator) -> tuple[Params, int]:
         c = self.config
         flat = torch.cat([d.reshape(-1) for d in delta.values()])             # (P,)
         if c.up_top_fraction is not None:
@@ -177,12 +177,12 @@ class Compressor:
             flat = top_k(flat, k)
             if c.up_bits is not None:
                 nz = flat != 0
-                flat[nz] = stochastic_quantize(flat[nz], c.up_bits, gen)
+                flat[nz] = stochastic_quantize(flat[nz], c.up_bits, generator)
             nbytes = sparse_bytes(k, FLOAT32_BYTES if c.up_bits is None else c.up_bits / 8)
             nbytes += 0 if c.up_bits is None else FLOAT32_BYTES              # the scale
             return _unflatten(flat, delta), nbytes
         if c.up_bits is not None:
-            out = {n: stochastic_quantize(d, c.up_bits, gen) for n, d in delta.items()}
+            out = {n: stochastic_quantize(d, c.up_bits, generator) for n, d in delta.items()}
             return out, sum(quantized_bytes(d.numel(), c.up_bits) for d in delta.values())
         return delta, flat.numel() * FLOAT32_BYTES
 

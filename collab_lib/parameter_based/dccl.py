@@ -36,7 +36,7 @@ from torch import nn
 from torch.func import functional_call
 
 from collab_lib._validate import positive_int
-from collab_lib.datasets.users import UserDatasets
+from collab_lib.datasets.users import UserDatasets, require_users
 from collab_lib.parameter_based.params import Params, get_params, set_params
 from collab_lib.parameter_based.personalize import PersonalConfig, Stacked, personal_batches, sgd_per_user, stack
 
@@ -72,6 +72,7 @@ def patched_params(cloud_params: Params, hidden: int) -> Params:
 def meta_patch(cloud: nn.Sequential, cloud_params: Params, users: UserDatasets, config: PersonalConfig) -> Stacked:
     """Every user's patched model: the cloud model frozen, the patch trained for E epochs on the user's
     samples from identity. Returns stacked :class:`PatchedMLP` parameters ``(num_users, *shape)``."""
+    require_users("users", users)
     template = PatchedMLP(cloud)
     start = stack(patched_params(cloud_params, template.patch_scale.numel()), len(users))
     return sgd_per_user(template, start, users.xs, users.ys, personal_batches(users, config), config.lr,

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from collab_lib._validate import positive_int
-from collab_lib.datasets.users import UserDatasets
+from collab_lib.datasets.users import UserDatasets, require_users
 from collab_lib.parameter_based.params import Params
 from collab_lib.parameter_based.personalize import Stacked, stack
 
@@ -108,6 +108,7 @@ class HyperConfig:
 
 def train_hypernetwork(cloud: nn.Module, cloud_params: Params, users: UserDatasets, config: HyperConfig) -> HyperHead:
     """Fit g on every user's support/query split of ``users`` (the cloud's logs); the body stays frozen."""
+    require_users("users", users)
     _, head = _check_mlp(cloud)
     C = head.out_features
     hyper = HyperHead(cloud_params["3.weight"], cloud_params["3.bias"])

@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from collab_lib._validate import positive_int
-from collab_lib.datasets.users import UserDatasets
+from collab_lib._validate import non_negative_int, positive_int
+from collab_lib.datasets.users import UserDatasets, require_users
 from collab_lib.parameter_based.fedavg import FedAvg
 from collab_lib.parameter_based.local import ENGINES, train_clients
 from collab_lib.parameter_based.params import BYTES_PER_FLOAT32, Params, get_params, num_values
@@ -76,8 +76,7 @@ class FedConfig:
             raise ValueError(f"straggler_fraction must be in [0, 1], got {self.straggler_fraction!r}")
         if self.stragglers not in STRAGGLER_POLICIES:
             raise ValueError(f"stragglers must be one of {STRAGGLER_POLICIES}, got {self.stragglers!r}")
-        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        non_negative_int("seed", self.seed)
 
 
 # --- Who takes part in a round ----------------------------------------------------------------------------
@@ -197,8 +196,9 @@ def federate(model: nn.Module, train: UserDatasets, config: FedConfig, test: Use
     ``engine`` is the local training's (:mod:`~collab_lib.parameter_based.local`); ``callback(round,
     params)``, if given, sees the global parameters after each round; ``codec``: see :func:`run_round`.
     """
-    if len(train) == 0:
-        raise ValueError("train: no clients")
+    require_users("train", train)
+    if test is not None:
+        require_users("test", test)
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if not isinstance(strategy, Strategy):
@@ -289,10 +289,3 @@ def _record(history: FedHistory, model: nn.Module, params: Params, train: UserDa
         history.test_loss.append(loss)
         history.test_accuracy.append(acc)
         history.test_per_user_accuracy.append(per_user)
-
-
-def users_from_partition(x: torch.Tensor, y: torch.Tensor, parts: list[np.ndarray]) -> UserDatasets:
-    """One user per index array of a partition (:mod:`collab_lib.datasets.partition`)."""
-    xs = tuple(x[torch.from_numpy(p)] for p in parts)
-    ys = tuple(y[torch.from_numpy(p)] for p in parts)
-    return UserDatasets(xs, ys, tuple(f"client{k}" for k in range(len(parts))))

@@ -44,8 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from collab_lib._validate import positive_int
-from collab_lib.datasets.users import UserDatasets
+from collab_lib._validate import non_negative_int, positive_int
+from collab_lib.datasets.users import UserDatasets, require_users
 from collab_lib.parameter_based.aggregate import weighted_average
 from collab_lib.parameter_based.federated import FedConfig, client_batches, full_steps, plan_round
 from collab_lib.parameter_based.local import linear_layers, padded_batches, stacked_gradients
@@ -72,8 +72,7 @@ class PersonalConfig:
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         if not self.lam >= 0:
             raise ValueError(f"lam must be >= 0 (math.inf allowed), got {self.lam!r}")
-        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        non_negative_int("seed", self.seed)
 
 
 # --- Pure functions -----------------------------------------------------------------------------------
@@ -81,8 +80,7 @@ class PersonalConfig:
 
 def stack(params: Params, num_users: int) -> Stacked:
     """The same parameters for every user: name -> ``(num_users, *shape)`` (a copy)."""
-    if num_users < 1:
-        raise ValueError(f"num_users must be >= 1, got {num_users}")
+    positive_int("num_users", num_users)
     return {n: p.expand(num_users, *p.shape).clone() for n, p in params.items()}
 
 
@@ -173,6 +171,7 @@ def sgd_per_user(model: nn.Module, start: Stacked, xs: Sequence[torch.Tensor], y
 
 def personal_batches(users: UserDatasets, config: PersonalConfig) -> list[list[np.ndarray]]:
     """User k's E epochs of minibatches (see the module's note on batch order)."""
+    require_users("users", users)
     return [client_batches(int(n), config.batch_size, full_steps(int(n), config.batch_size, config.epochs),
                            config.seed, 0, k) for k, n in enumerate(users.sizes.tolist())]
 

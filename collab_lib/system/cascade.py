@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from collab_lib._validate import positive_int
 from collab_lib.seed import generator
 
 
@@ -176,8 +177,8 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: i
     """
     if len(x) == 0 or len(x) != len(y):
         raise ValueError(f"x and y must be non-empty and of equal length, got {len(x)} and {len(y)}")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    positive_int("epochs", epochs)
+    positive_int("batch_size", batch_size)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     g = generator(seed)

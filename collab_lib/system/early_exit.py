@@ -32,10 +32,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from collab_lib._validate import positive_int
 from collab_lib.hardware.network import transfer_time_s
 from collab_lib.hardware.profile import LayerProfile, profile_model
 from collab_lib.hardware.roofline import layers_time_s
 from collab_lib.hardware.specs import DeviceSpec, LinkSpec
+from collab_lib.seed import generator
 
 Logits = Sequence[torch.Tensor] | np.ndarray  # E exits of (N, C), or an array (E, N, C)
 
@@ -211,12 +213,12 @@ def train_multi_exit(
     """
     if len(x) == 0 or len(x) != len(y):
         raise ValueError(f"x and y must be non-empty and of equal length, got {len(x)} and {len(y)}")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    positive_int("epochs", epochs)
+    positive_int("batch_size", batch_size)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     w = _weights(weights, model.num_exits)
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * -(-len(x) // batch_size)
     schedule = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=0.0, total_iters=steps)

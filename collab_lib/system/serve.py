@@ -37,6 +37,7 @@ from multiprocessing.process import BaseProcess
 import torch
 from torch import nn
 
+from collab_lib._validate import non_negative_int, positive_int
 from collab_lib.hardware.calibrate import measure_latency_s
 from collab_lib.hardware.network import transfer_time_s
 from collab_lib.hardware.profile import profile_model
@@ -391,8 +392,8 @@ def measure_split(model: nn.Sequential, split: int, x: torch.Tensor, links: list
     every link; ``requests`` are timed after ``warmup`` untimed ones. Run with one torch thread (the
     server uses one) so that on a 2-core machine each side has a core.
     """
-    if requests < 1 or warmup < 0:
-        raise ValueError(f"requests must be >= 1 and warmup >= 0, got {requests}, {warmup}")
+    positive_int("requests", requests)
+    non_negative_int("warmup", warmup)
     device_part, cloud_part = split_model(model, split)
     if _is_empty(cloud_part):
         raise ValueError(f"split={split} runs everything on the device: there is no link to measure")

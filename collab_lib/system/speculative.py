@@ -44,6 +44,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from collab_lib._validate import positive_int
+
 LM = Callable[[torch.Tensor], torch.Tensor]
 """A language model: ``(1, T)`` int64 token ids -> ``(1, T, V)`` next-token logits."""
 
@@ -109,11 +111,6 @@ def speculative_sampling(
     return torch.cat([draft_tokens[:n], t]), n
 
 
-def _check_gamma(gamma) -> None:
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, np.integer)) or gamma < 1:
-        raise ValueError(f"gamma must be an integer >= 1, got {gamma!r}")
-
-
 def _check_temperature(temperature) -> None:
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
             or not 0 <= temperature < float("inf"):  # also rejects NaN
@@ -131,7 +128,7 @@ def expected_tokens_per_call(alpha, gamma: int):
     """(1 - alpha^(gamma+1)) / (1 - alpha) = 1 + alpha + ... + alpha^gamma: tokens a round yields on average
     when each draft is accepted independently with probability alpha (gamma + 1 at alpha = 1).
     ``alpha`` may be a float or an array."""
-    _check_gamma(gamma)
+    positive_int("gamma", gamma)
     a = _check_alpha(alpha)
     out = sum(a**i for i in range(gamma + 1))  # the geometric sum, exact at alpha = 1 too
     return float(out) if out.ndim == 0 else out
@@ -202,11 +199,6 @@ def _prefix(prefix: torch.Tensor) -> torch.Tensor:
     return prefix.to(torch.int64)
 
 
-def _check_max_new(max_new_tokens) -> None:
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
-
-
 @torch.no_grad()
 def speculative_generate(
     target: LM,
@@ -225,9 +217,9 @@ def speculative_generate(
     Each model is first called once on the prefix alone (the prefill, which also checks that the two
     vocabularies agree); the stats count the decoding calls after it.
     """
-    _check_gamma(gamma)
+    positive_int("gamma", gamma)
     _check_temperature(temperature)
-    _check_max_new(max_new_tokens)
+    positive_int("max_new_tokens", max_new_tokens)
     seq = _prefix(prefix)
     end = len(seq) + max_new_tokens
     # Prefill both models on the prefix (a CachedLM keeps it, so later calls do not pay for it again) and
@@ -266,7 +258,7 @@ def autoregressive_generate(
 ) -> torch.Tensor:
     """The baseline: one model call per token. Returns the (T0 + max_new_tokens,) token ids."""
     _check_temperature(temperature)
-    _check_max_new(max_new_tokens)
+    positive_int("max_new_tokens", max_new_tokens)
     seq = _prefix(prefix)
     for _ in range(max_new_tokens):
         probs = probabilities(model(seq[None])[0, -1], temperature)
@@ -307,7 +299,7 @@ class SpeculativeLatency:
         return self.rtt_s / self.target_step_s
 
     def round_s(self, gamma: int) -> float:
-        _check_gamma(gamma)
+        positive_int("gamma", gamma)
         return gamma * self.draft_step_s + self.rtt_s + self.target_step_s
 
     def seconds_per_token(self, alpha, gamma: int):
@@ -319,5 +311,5 @@ class SpeculativeLatency:
 
     def best_gamma(self, alpha: float, gamma_max: int = 64) -> int:
         """The gamma in 1..gamma_max with the highest speed-up (the smallest on a tie)."""
-        _check_gamma(gamma_max)
+        positive_int("gamma_max", gamma_max)
         return max(range(1, gamma_max + 1), key=lambda g: (self.speedup(alpha, g), -g))
