@@ -211,15 +211,6 @@ def train_student(student: nn.Module, x_labeled: torch.Tensor, y_labeled: torch.
     return history
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Share of ``x`` (N, ...) whose argmax logit equals ``y`` (N,), in [0, 1]."""
-    if len(x) == 0 or len(x) != len(y):
-        raise ValueError(f"x and y must be non-empty and of equal length, got {len(x)} and {len(y)}")
-    model.eval()
-    return (model(x).argmax(dim=-1) == y).double().mean().item()
-
-
 def _seeded(seed: int, layers) -> nn.Sequential:
     with torch.random.fork_rng(devices=[]):  # initialise from ``seed``, leave the global stream alone
         torch.manual_seed(seed)

@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from collab_lib._validate import positive_int
+from collab_lib.metrics import accuracy
 from collab_lib.seed import generator
 
 Client = tuple[torch.Tensor, torch.Tensor]
@@ -117,11 +118,6 @@ def _epochs(model: nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn, ep
     model.eval()
 
 
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return (model(x).argmax(dim=1) == y).double().mean().item()
-
-
 def federated_distillation(models: Sequence[nn.Module], clients: Sequence[Client], x_public: torch.Tensor,
                            test: Client, config: FDConfig, seed: int) -> FDHistory:
     """Train ``models`` (one per client, any architectures with C outputs) in place, FedMD-style.
@@ -143,7 +139,7 @@ def federated_distillation(models: Sequence[nn.Module], clients: Sequence[Client
             _epochs(m, x, y, F.cross_entropy, epochs, opts[k], config.batch_size, g)
 
     private(0, config.warmup_epochs)
-    history = FDHistory([[_accuracy(m, *test) for m in models]], [0])
+    history = FDHistory([[accuracy(m, *test) for m in models]], [0])
     total = 0
     for r in range(1, config.rounds + 1):
         with torch.no_grad():
@@ -154,6 +150,6 @@ def federated_distillation(models: Sequence[nn.Module], clients: Sequence[Client
             g = generator(seed, offset=(2 * r - 1) * K + k)
             _epochs(m, x_public, z, loss, config.digest_epochs, opts[k], config.batch_size, g)
         private(r, config.private_epochs)
-        history.accuracy.append([_accuracy(m, *test) for m in models])
+        history.accuracy.append([accuracy(m, *test) for m in models])
         history.bytes_total.append(total)
     return history

@@ -43,6 +43,7 @@ from torch.nn import functional as F
 
 from collab_lib._validate import positive_int
 from collab_lib.hardware.profile import tensor_bytes
+from collab_lib.metrics import accuracy
 from collab_lib.parameter_based.fedavg import FedAvg
 from collab_lib.parameter_based.federated import FedConfig, RoundPlan, run_round
 from collab_lib.parameter_based.params import Params, get_params, set_params
@@ -155,12 +156,6 @@ def _check_clients(clients: Sequence[Client]) -> None:
     for i, (x, y) in enumerate(clients):
         if len(x) == 0 or len(x) != len(y):
             raise ValueError(f"client {i}: x and y must be non-empty and of equal length, got {len(x)}, {len(y)}")
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Share of ``x`` (N, ...) whose argmax prediction equals ``y`` (N,)."""
-    return (model(x).argmax(dim=1) == y).double().mean().item()
 
 
 def _batches(n: int, batch_size: int, g: torch.Generator):
