@@ -17,7 +17,8 @@ Departures, labelled:
 
 * FedMD first trains every model on a large labelled public set, and digests with an L1 loss on class
   scores; here the public set is unlabelled (as in FedDF, Lin et al., NeurIPS 2020, arXiv:2006.07242) and
-  the digest step minimises FedDF's temperature-scaled KL divergence (:func:`distillation_loss`).
+  the digest step minimises FedDF's temperature-scaled KL divergence, Hinton et al.'s soft-target term
+  (:func:`~collab_lib.data_based.distill.soft_target_loss`).
 * FedDF distills the ensemble into the *server's* model; here, as in FedMD, every device distills.
 * Every device participates in every round, and the devices start by training on their private data.
 """
@@ -32,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from collab_lib._validate import positive_int
+from collab_lib.data_based.distill import soft_target_loss
 from collab_lib.metrics import accuracy
 from collab_lib.seed import generator
 
@@ -57,20 +59,6 @@ def consensus(logits: Sequence[torch.Tensor], weights: Sequence[float] | None = 
         raise ValueError(f"weights must be {len(logits)} non-negative numbers with a positive sum, got {weights!r}")
     w = (w / w.sum()).to(logits[0].dtype)
     return torch.einsum("k,knc->nc", w, torch.stack(logits))
-
-
-def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
-    """T^2 KL(softmax(teacher / T) || softmax(student / T)), averaged over the N rows of (N, C) logits.
-
-    The T^2 factor keeps gradient magnitudes comparable across temperatures (Hinton et al., 2015).
-    """
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    if student.shape != teacher.shape:
-        raise ValueError(f"student and teacher logits differ in shape: {tuple(student.shape)}, {tuple(teacher.shape)}")
-    log_p_student = F.log_softmax(student / temperature, dim=1)
-    p_teacher = F.softmax(teacher / temperature, dim=1)
-    return F.kl_div(log_p_student, p_teacher, reduction="batchmean") * temperature**2
 
 
 @dataclass(frozen=True)
@@ -145,7 +133,7 @@ def federated_distillation(models: Sequence[nn.Module], clients: Sequence[Client
         with torch.no_grad():
             z = consensus([m(x_public) for m in models], weights)               # (N_pub, C)
         total += K * logit_bytes_per_round(len(x_public), z.shape[1])
-        loss = lambda s, t: distillation_loss(s, t, config.temperature)  # noqa: E731
+        loss = lambda s, t: soft_target_loss(s, t, config.temperature)  # noqa: E731
         for k, m in enumerate(models):
             g = generator(seed, offset=(2 * r - 1) * K + k)
             _epochs(m, x_public, z, loss, config.digest_epochs, opts[k], config.batch_size, g)
