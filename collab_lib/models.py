@@ -1,7 +1,7 @@
 """Small torch models used across the labs.
 
 The vision models are ``nn.Sequential`` so that their children are the candidate cut points of split
-inference (:mod:`collab_lib.system.partition`). :class:`CharLM` is a tiny character-level transformer
+inference (:mod:`collab_lib.system.partition`); :func:`split_model` cuts one into its device and cloud parts. :class:`CharLM` is a tiny character-level transformer
 language model with a KV cache; two trained sizes ship with the package (:func:`load_char_lm`)."""
 
 from __future__ import annotations
@@ -96,6 +96,21 @@ def mlp(in_features: int, hidden: int, num_classes: int, seed: int) -> nn.Sequen
             return nn.Sequential(nn.Flatten(), nn.Linear(in_features, num_classes))
         return nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
 
+
+
+def split_model(model: nn.Sequential, split: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """``(model[:split], model[split:])``: the device part (the first ``split`` layers) and the cloud part.
+
+    ``split`` counts layers run on the device, as ``split`` of :class:`~collab_lib.system.partition.SplitLatency`:
+    0 is cloud only, ``len(model)`` device only (split inference serves both; split learning needs a layer on
+    each side). The parts share their layers and parameters with ``model`` (no copy), so training them trains
+    ``model``.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model must be an nn.Sequential, got {type(model).__name__}")
+    if isinstance(split, bool) or not isinstance(split, int) or not 0 <= split <= len(model):
+        raise ValueError(f"split must be in 0..{len(model)}, got {split!r}")
+    return model[:split], model[split:]
 
 # --- A character-level transformer language model -----------------------------------------------------
 #
