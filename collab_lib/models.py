@@ -1,8 +1,10 @@
 """Small torch models used across the labs.
 
 The vision models are ``nn.Sequential`` so that their children are the candidate cut points of split
-inference (:mod:`collab_lib.system.partition`); :func:`split_model` cuts one into its device and cloud parts. :class:`CharLM` is a tiny character-level transformer
-language model with a KV cache; two trained sizes ship with the package (:func:`load_char_lm`)."""
+inference (:mod:`collab_lib.system.partition`); :func:`split_model` cuts one into its device and cloud parts.
+The ``digits_*`` models are the device and cloud models of the labs on 8 x 8 digits (cascades, distillation,
+augmentation, sample upload). :class:`CharLM` is a tiny character-level transformer language model with a
+KV cache; two trained sizes ship with the package (:func:`load_char_lm`)."""
 
 from __future__ import annotations
 
@@ -111,6 +113,45 @@ def split_model(model: nn.Sequential, split: int) -> tuple[nn.Sequential, nn.Seq
     if isinstance(split, bool) or not isinstance(split, int) or not 0 <= split <= len(model):
         raise ValueError(f"split must be in 0..{len(model)}, got {split!r}")
     return model[:split], model[split:]
+
+
+# --- Small models for the 1 x 8 x 8 digits (collab_lib.datasets.digits), each initialised from its seed -----
+
+
+def _seeded(seed: int, layers) -> nn.Sequential:
+    with torch.random.fork_rng(devices=[]):  # initialise from ``seed``, leave the global stream alone
+        torch.manual_seed(seed)
+        return nn.Sequential(*layers())
+
+
+def digits_small_model(seed: int) -> nn.Sequential:
+    """The device model for 1 x 8 x 8 digits: a 4 x 4 thumbnail and one linear layer (320 FLOP)."""
+    return _seeded(seed, lambda: [nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16, 10)])  # (B, 16) -> (B, 10)
+
+
+def digits_large_model(seed: int, width: int = 16) -> nn.Sequential:
+    """The cloud model: three 3 x 3 convolutions and a linear layer; 1.2 MFLOP at ``width`` 16."""
+    w = width
+    return _seeded(seed, lambda: [
+        nn.Conv2d(1, w, 3, padding=1), nn.ReLU(),                           # (B, w, 8, 8)
+        nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),      # (B, 2w, 4, 4)
+        nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 4w, 2, 2)
+        nn.Flatten(), nn.Linear(16 * w, 10),
+    ])
+
+
+def digits_router_net(seed: int, hidden: int = 16) -> nn.Sequential:
+    """A one-shot router for digits: 64 pixels -> ``hidden`` ReLU units -> 2 logits (small right/wrong)."""
+    return _seeded(seed, lambda: [nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 2)])
+
+
+def digits_student(seed: int, hidden: int = 16) -> nn.Sequential:
+    """A tiny device student for 1 x 8 x 8 digits: 64 pixels -> ``hidden`` ReLU units -> 10 logits
+    (1,210 parameters at ``hidden`` 16)."""
+    if hidden < 1:
+        raise ValueError(f"hidden must be >= 1, got {hidden}")
+    return _seeded(seed, lambda: [nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10)])
+
 
 # --- A character-level transformer language model -----------------------------------------------------
 #

@@ -12,7 +12,6 @@ from torch.nn import functional as F
 
 from collab_lib.data_based.distill import (
     DistillConfig,
-    digits_student,
     distillation_loss,
     pseudo_labels,
     soft_target_loss,
@@ -21,6 +20,7 @@ from collab_lib.data_based.distill import (
     train_student,
 )
 from collab_lib.metrics import accuracy
+from collab_lib.models import digits_student
 from collab_lib.seed import generator
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py

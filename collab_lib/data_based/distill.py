@@ -209,17 +209,3 @@ def train_student(student: nn.Module, x_labeled: torch.Tensor, y_labeled: torch.
         history[step] = loss.item()
     student.eval()
     return history
-
-
-def _seeded(seed: int, layers) -> nn.Sequential:
-    with torch.random.fork_rng(devices=[]):  # initialise from ``seed``, leave the global stream alone
-        torch.manual_seed(seed)
-        return nn.Sequential(*layers())
-
-
-def digits_student(seed: int, hidden: int = 16) -> nn.Sequential:
-    """A tiny device student for 1 x 8 x 8 digits: 64 pixels -> ``hidden`` ReLU units -> 10 logits
-    (1,210 parameters at ``hidden`` 16)."""
-    if hidden < 1:
-        raise ValueError(f"hidden must be >= 1, got {hidden}")
-    return _seeded(seed, lambda: [nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10)])
