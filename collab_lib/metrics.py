@@ -1,5 +1,6 @@
 """Metrics that look at each user and each device, not only at the global average.
 
+* :func:`accuracy` — share of samples whose argmax logit is the label, for a classifier on a batch.
 * :func:`auc` — area under the ROC curve as the Mann–Whitney statistic: the probability that a random
   positive scores above a random negative, ties counting one half.
 * :func:`gauc` — group AUC (Zhu et al., KDD 2017; used by DIN, Zhou et al., KDD 2018):
@@ -15,8 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported by accuracy when it runs: the other metrics need numpy only
+    import torch
+    from torch import nn
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -34,6 +40,25 @@ def _same_length(**arrays: np.ndarray) -> None:
     lengths = {name: len(a) for name, a in arrays.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"lengths differ: {lengths}")
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of ``x`` (N, ...) whose argmax logit ``model(x)`` (N, C) equals the label ``y`` (N,), in [0, 1].
+
+    ``model`` runs in eval mode without gradients and is handed back in the mode it was in, so this can be
+    called between training steps.
+    """
+    import torch
+
+    if len(x) == 0 or len(x) != len(y):
+        raise ValueError(f"x and y must be non-empty and of equal length, got {len(x)} and {len(y)}")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return (model(x).argmax(dim=-1) == y).double().mean().item()
+    finally:
+        model.train(was_training)
 
 
 def auc(labels: ArrayLike, scores: ArrayLike, weights: ArrayLike | None = None) -> float:
@@ -86,7 +111,8 @@ class PerUser:
 def per_user(metric: Callable[..., float], user_ids: ArrayLike, *columns: ArrayLike) -> PerUser:
     """Apply ``metric(*columns_of_user)`` to each user's rows; users where it raises ``ValueError`` drop out.
 
-    Example: ``per_user(auc, user_ids, labels, scores)`` or ``per_user(accuracy, user_ids, y_true, y_pred)``.
+    Example: ``per_user(auc, user_ids, labels, scores)``, or for the share of correct predictions
+    ``per_user(lambda t, p: float((t == p).mean()), user_ids, y_true, y_pred)``.
     """
     if not columns:
         raise ValueError("per_user needs at least one data column after user_ids")

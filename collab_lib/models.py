@@ -1,8 +1,10 @@
 """Small torch models used across the labs.
 
 The vision models are ``nn.Sequential`` so that their children are the candidate cut points of split
-inference (:mod:`collab_lib.system.partition`). :class:`CharLM` is a tiny character-level transformer
-language model with a KV cache; two trained sizes ship with the package (:func:`load_char_lm`)."""
+inference (:mod:`collab_lib.system.partition`); :func:`split_model` cuts one into its device and cloud parts.
+The ``digits_*`` models are the device and cloud models of the labs on 8 x 8 digits (cascades, distillation,
+augmentation, sample upload). :class:`CharLM` is a tiny character-level transformer language model with a
+KV cache; two trained sizes ship with the package (:func:`load_char_lm`)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from collab_lib._validate import non_negative_int, positive_int
+
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU()]
@@ -30,8 +34,9 @@ def vision_cnn(width: int = 256, num_classes: int = 10, stem_channels: int = 32,
     point, 12x fewer numbers than the input), body width x 28 x 28 -> 2w x 14 x 14 -> 2w x 7 x 7, then a
     global average pool and a linear classifier. ``width=256`` is about 3.9 GFLOP a frame (a multiply-add counts as 2 FLOP).
     """
-    if width < 1 or num_classes < 1 or stem_channels < 1 or cut_channels < 1:
-        raise ValueError("width, num_classes, stem_channels and cut_channels must be >= 1")
+    for name, value in (("width", width), ("num_classes", num_classes), ("stem_channels", stem_channels),
+                        ("cut_channels", cut_channels)):
+        positive_int(name, value)
     layers: list[nn.Module] = [
         *_conv(3, stem_channels),                        # (B, stem, 224, 224)
         *_conv(stem_channels, stem_channels, stride=2),  # (B, stem, 112, 112)
@@ -73,8 +78,8 @@ def residual_cnn(width: int = 64, blocks_per_stage: int = 2, num_classes: int = 
     stride-2 conv between stages -> global average pool -> linear. Each residual block is one child, so
     every cut point of split inference falls between blocks, where one tensor is live.
     """
-    if width < 1 or blocks_per_stage < 1 or num_classes < 1:
-        raise ValueError("width, blocks_per_stage and num_classes must be >= 1")
+    for name, value in (("width", width), ("blocks_per_stage", blocks_per_stage), ("num_classes", num_classes)):
+        positive_int(name, value)
     layers: list[nn.Module] = [nn.Conv2d(3, width, 7, stride=2, padding=3), nn.ReLU(), nn.MaxPool2d(2)]
     c = width
     for stage in range(3):
@@ -88,13 +93,69 @@ def residual_cnn(width: int = 64, blocks_per_stage: int = 2, num_classes: int = 
 
 def mlp(in_features: int, hidden: int, num_classes: int, seed: int) -> nn.Sequential:
     """A one-hidden-layer ReLU MLP (hidden = 0: multinomial logistic regression), initialised from ``seed``."""
-    if in_features < 1 or hidden < 0 or num_classes < 2:
-        raise ValueError(f"need in_features >= 1, hidden >= 0, num_classes >= 2; got {in_features, hidden, num_classes}")
+    positive_int("in_features", in_features)
+    non_negative_int("hidden", hidden)
+    if positive_int("num_classes", num_classes) < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if hidden == 0:
             return nn.Sequential(nn.Flatten(), nn.Linear(in_features, num_classes))
         return nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+
+def split_model(model: nn.Sequential, split: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """``(model[:split], model[split:])``: the device part (the first ``split`` layers) and the cloud part.
+
+    ``split`` counts layers run on the device, as ``split`` of :class:`~collab_lib.system.partition.SplitLatency`:
+    0 is cloud only, ``len(model)`` device only (split inference serves both; split learning needs a layer on
+    each side). The parts share their layers and parameters with ``model`` (no copy), so training them trains
+    ``model``.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model must be an nn.Sequential, got {type(model).__name__}")
+    if isinstance(split, bool) or not isinstance(split, int) or not 0 <= split <= len(model):
+        raise ValueError(f"split must be in 0..{len(model)}, got {split!r}")
+    return model[:split], model[split:]
+
+
+# --- Small models for the 1 x 8 x 8 digits (collab_lib.datasets.digits), each initialised from its seed -----
+
+
+def _seeded(seed: int, layers) -> nn.Sequential:
+    with torch.random.fork_rng(devices=[]):  # initialise from ``seed``, leave the global stream alone
+        torch.manual_seed(seed)
+        return nn.Sequential(*layers())
+
+
+def digits_small_model(seed: int) -> nn.Sequential:
+    """The device model for 1 x 8 x 8 digits: a 4 x 4 thumbnail and one linear layer (320 FLOP)."""
+    return _seeded(seed, lambda: [nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16, 10)])  # (B, 16) -> (B, 10)
+
+
+def digits_large_model(seed: int, width: int = 16) -> nn.Sequential:
+    """The cloud model: three 3 x 3 convolutions and a linear layer; 1.2 MFLOP at ``width`` 16."""
+    w = positive_int("width", width)
+    return _seeded(seed, lambda: [
+        nn.Conv2d(1, w, 3, padding=1), nn.ReLU(),                           # (B, w, 8, 8)
+        nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),      # (B, 2w, 4, 4)
+        nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 4w, 2, 2)
+        nn.Flatten(), nn.Linear(16 * w, 10),
+    ])
+
+
+def digits_router_net(seed: int, hidden: int = 16) -> nn.Sequential:
+    """A one-shot router for digits: 64 pixels -> ``hidden`` ReLU units -> 2 logits (small right/wrong)."""
+    positive_int("hidden", hidden)
+    return _seeded(seed, lambda: [nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 2)])
+
+
+def digits_student(seed: int, hidden: int = 16) -> nn.Sequential:
+    """A tiny device student for 1 x 8 x 8 digits: 64 pixels -> ``hidden`` ReLU units -> 10 logits
+    (1,210 parameters at ``hidden`` 16)."""
+    positive_int("hidden", hidden)
+    return _seeded(seed, lambda: [nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10)])
 
 
 # --- A character-level transformer language model -----------------------------------------------------
@@ -119,8 +180,7 @@ class CharLMConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_len", "d_model", "num_heads", "num_layers", "d_ff"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            positive_int(name, getattr(self, name))
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of num_heads ({self.num_heads})")
 
@@ -145,8 +205,9 @@ class KVCache:
     """
 
     def __init__(self, num_layers: int, capacity: int | None = None) -> None:
-        if num_layers < 1 or (capacity is not None and capacity < 1):
-            raise ValueError(f"need num_layers >= 1 and capacity >= 1 or None, got {num_layers}, {capacity}")
+        positive_int("num_layers", num_layers)
+        if capacity is not None:
+            positive_int("capacity", capacity)
         self.capacity = capacity
         self._k: list[torch.Tensor | None] = [None] * num_layers  # (B, nh, capacity, hs) buffers
         self._v: list[torch.Tensor | None] = [None] * num_layers

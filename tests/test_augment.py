@@ -8,12 +8,12 @@ from torch import nn
 
 from collab_lib.data_based.augment import (
     Descriptor,
-    FinetuneConfig,
+    FineTuneConfig,
     apply_style,
     describe,
     domain_losses,
     features,
-    finetune,
+    fine_tune,
     kmeans,
     label_skewed_users,
     retrieve_nearest,
@@ -92,12 +92,12 @@ def test_apply_style_matches_torch_transforms():
     assert torch.equal(apply_style(img, 3)[0, 0], img[0, 0].T)
 
 
-def test_finetune_returns_a_trained_copy_and_leaves_the_model_alone():
+def test_fine_tune_returns_a_trained_copy_and_leaves_the_model_alone():
     g = generator(5)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     before = [p.detach().clone() for p in model.parameters()]
     x, y = torch.randn(40, 4, generator=g), torch.randint(0, 3, (40,), generator=g)
-    tuned = finetune(model, x, y, FinetuneConfig(steps=50, lr=1e-2))
+    tuned = fine_tune(model, x, y, FineTuneConfig(steps=50, lr=1e-2))
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     loss = lambda m: nn.functional.cross_entropy(m(x), y).item()  # noqa: E731
     assert loss(tuned) < loss(model)
@@ -113,8 +113,8 @@ def test_finetune_returns_a_trained_copy_and_leaves_the_model_alone():
     (lambda: select_domains(torch.zeros(3), 4), "g"),
     (lambda: domain_losses([], torch.zeros(2, 2), torch.zeros(2, dtype=torch.long)), "models"),
     (lambda: apply_style(torch.zeros(1, 1, 8, 8), 4), "style"),
-    (lambda: FinetuneConfig(steps=0), "steps"),
-    (lambda: FinetuneConfig(lr=-1.0), "lr"),
+    (lambda: FineTuneConfig(steps=0), "steps"),
+    (lambda: FineTuneConfig(lr=-1.0), "lr"),
     (lambda: label_skewed_users(np.zeros(10, int), np.arange(5), np.arange(5, 10), 2, 0.0, 2, 2, 0), "alpha"),
     (lambda: label_skewed_users(np.zeros(10, int), np.arange(5), np.arange(5, 10), 2, 1.0, 6, 2, 0), "n_train"),
     (lambda: label_skewed_users(np.zeros(10, int), np.arange(6), np.arange(5, 10), 2, 1.0, 2, 2, 0), "disjoint"),

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from collab_lib.models import digits_large_model, digits_router_net, digits_small_model
 from collab_lib.seed import generator
 from collab_lib.system.cascade import (
     ConfidenceRouter,
@@ -18,9 +19,6 @@ from collab_lib.system.cascade import (
     cascade_outcome,
     cheapest_reaching,
     confidence_scores,
-    digits_large_model,
-    digits_router_net,
-    digits_small_model,
     fit_classifier,
     frontier,
     route,

@@ -12,8 +12,6 @@ from torch.nn import functional as F
 
 from collab_lib.data_based.distill import (
     DistillConfig,
-    accuracy,
-    digits_student,
     distillation_loss,
     pseudo_labels,
     soft_target_loss,
@@ -21,6 +19,8 @@ from collab_lib.data_based.distill import (
     target_bytes,
     train_student,
 )
+from collab_lib.metrics import accuracy
+from collab_lib.models import digits_student
 from collab_lib.seed import generator
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py

@@ -1,10 +1,13 @@
-"""auc/gauc against scikit-learn's roc_auc_score (an independent implementation), summaries by hand."""
+"""auc/gauc against scikit-learn's roc_auc_score (an independent implementation), summaries by hand, accuracy
+against the per-module copies it replaced and sklearn's accuracy_score."""
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+import torch
+from sklearn.metrics import accuracy_score, roc_auc_score
+from torch import nn
 
-from collab_lib.metrics import auc, fairness, fleet_summary, gauc, per_user, percentiles
+from collab_lib.metrics import accuracy, auc, fairness, fleet_summary, gauc, per_user, percentiles
 
 
 def _random(seed, n=400, users=30, tie_levels=7):
@@ -99,3 +102,47 @@ def test_summaries_by_hand():
     assert percentiles(values, (0, 50, 100)) == {0: 1.0, 50: 10.5, 100: 20.0}
     s = fleet_summary(np.arange(101, dtype=float))  # 0..100: percentiles are exact integers
     assert (s.n, s.mean, s.p50, s.p90, s.p99, s.max) == (101, 50.0, 50.0, 90.0, 99.0, 100.0)
+
+
+def _old_distill_accuracy(model, x, y):  # collab_lib.data_based.distill.accuracy before the merge
+    model.eval()
+    with torch.no_grad():
+        return (model(x).argmax(dim=-1) == y).double().mean().item()
+
+
+def _old_split_learning_accuracy(model, x, y):  # split_learning.accuracy and logit_exchange._accuracy
+    with torch.no_grad():
+        return (model(x).argmax(dim=1) == y).double().mean().item()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_accuracy_equals_the_copies_it_replaced_and_sklearn(seed):
+    g = torch.Generator().manual_seed(seed)
+    n = 50 + 37 * seed  # not a round share: a wrong denominator shows
+    x = torch.randn(n, 6, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (n,), generator=g)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4)).double()
+    got = accuracy(model, x, y)
+    assert got == _old_distill_accuracy(model, x, y) == _old_split_learning_accuracy(model, x, y)
+    with torch.no_grad():
+        assert got == pytest.approx(accuracy_score(y.numpy(), model(x).argmax(dim=1).numpy()), abs=1e-15)
+    assert 0 < got < 1
+
+
+def test_accuracy_restores_the_training_mode_and_leaves_no_graph():
+    model = nn.Sequential(nn.Dropout(0.5), nn.Linear(3, 2))
+    x, y = torch.ones(4, 3), torch.zeros(4, dtype=torch.int64)
+    model.train()
+    first = accuracy(model, x, y)
+    assert model.training and first == accuracy(model, x, y)  # dropout off while measuring: deterministic
+    model.eval()
+    accuracy(model, x, y)
+    assert not model.training
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("n_x, n_y", [(0, 0), (3, 2)])
+def test_accuracy_rejects_empty_or_mismatched_batches(n_x, n_y):
+    with pytest.raises(ValueError, match="non-empty and of equal length"):
+        accuracy(nn.Linear(2, 2), torch.zeros(n_x, 2), torch.zeros(n_y, dtype=torch.int64))

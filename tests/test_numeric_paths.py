@@ -19,8 +19,9 @@ from tests.numeric_paths import SECOND_PATH
 TRAIN = """
 import json, sys, torch
 from collab_lib.datasets.digits import load_digits
+from collab_lib.models import digits_large_model
 from collab_lib.seed import generator, set_seed
-from collab_lib.system.cascade import digits_large_model, fit_classifier
+from collab_lib.system.cascade import fit_classifier
 set_seed(0, dtype=getattr(torch, sys.argv[1]))
 x, y = load_digits().tensors
 idx = torch.randperm(len(x), generator=generator(0))[:700]

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from collab_lib.datasets.users import UserDatasets
+from collab_lib.hardware.profile import mlp_forward_flops, mlp_train_flops
 from collab_lib.models import mlp
 from collab_lib.parameter_based.aggregate import weighted_average
 from collab_lib.parameter_based.dccl import DistillConfig, PatchedMLP, meta_patch, momo_distill, patched_params
@@ -29,8 +30,6 @@ from collab_lib.parameter_based.personalize import (
     ditto_step,
     fedper,
     fine_tune,
-    mlp_forward_flops,
-    mlp_train_flops,
     personal_accuracy,
     personal_batches,
     sgd_per_user,
@@ -229,6 +228,22 @@ def test_flop_counts_by_hand():
     assert mlp_train_flops(60, 32, 10, "patch") == 4480 + 2 * 32 * 10 + 4 * 32
     with pytest.raises(ValueError, match="part"):
         mlp_train_flops(60, 32, 10, "body")
+
+
+@pytest.mark.parametrize("part, trainable", [("all", None), ("head", HEAD)])
+def test_flop_counts_equal_torchs_counter(part, trainable):  # the reference profile_model counts with
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = mlp(60, 32, 10, seed=0)
+    for name, p in model.named_parameters():
+        p.requires_grad_(trainable is None or name in trainable)
+    x = torch.rand(1, 60)
+    with FlopCounterMode(display=False) as forward:
+        model(x)
+    assert forward.get_total_flops() == mlp_forward_flops(60, 32, 10)
+    with FlopCounterMode(display=False) as step:
+        torch.nn.functional.cross_entropy(model(x), torch.tensor([3])).backward()
+    assert step.get_total_flops() == mlp_train_flops(60, 32, 10, part)
 
 
 def test_bad_inputs_name_the_parameter():

@@ -16,6 +16,7 @@ from collab_lib.datasets.recsys import (
     cloud_view,
     device_view,
     generate,
+    next_interest,
 )
 
 SMALL = RecsysConfig(
@@ -303,3 +304,57 @@ def test_size_is_within_ten_percent_of_target(cfg):
     assert abs(data.num_impressions - cfg.expected_impressions) <= 0.1 * cfg.expected_impressions
     if cfg == RecsysConfig():
         assert cfg.expected_impressions == 100_000
+
+
+def _old_generate_step(current, shown, clicked, cfg, eps):  # recsys.generate's loop body before the merge
+    n = len(current)
+    if cfg.drift > 0:
+        pull = cfg.drift * clicked.double()
+        current = current * (1 - pull)[:, None]
+        current[torch.arange(n), shown] += pull
+    if cfg.noise > 0:
+        current = current * torch.from_numpy(np.exp(cfg.noise * eps))
+        current = current / current.sum(dim=1, keepdim=True)
+    return current
+
+
+def _old_feed_step(interest, c, click, cfg, eps):  # reranking.simulate_feed's loop body before the merge
+    pull = cfg.drift * click
+    interest = interest * (1 - pull)[:, None]
+    interest[np.arange(len(interest)), c] += pull
+    interest = interest * np.exp(cfg.noise * eps)
+    interest /= interest.sum(axis=1, keepdims=True)
+    return interest
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("drift, noise", [(0.3, 0.1), (0.0, 0.2), (0.5, 0.0)])
+def test_next_interest_equals_both_copies_it_replaced(seed, drift, noise):
+    cfg = dataclasses.replace(SMALL, drift=drift, noise=noise)
+    rng = np.random.default_rng(seed)
+    n, C = 9, cfg.num_categories
+    start = rng.dirichlet(np.ones(C), size=n)
+    shown = rng.integers(0, C, n)
+    clicked = rng.uniform(size=n) < 0.5
+    eps = rng.standard_normal((n, C))
+    before = start.copy()
+    got_np = next_interest(start, shown, clicked.astype(np.float64), cfg, eps)
+    got_t = next_interest(torch.from_numpy(start), torch.from_numpy(shown), torch.from_numpy(clicked).double(),
+                          cfg, eps)
+    np.testing.assert_array_equal(start, before)  # the input is not written to
+    old_t = _old_generate_step(torch.from_numpy(start), torch.from_numpy(shown), torch.from_numpy(clicked), cfg, eps)
+    assert torch.equal(got_t, old_t)  # bit for bit: the stored outputs of the labs depend on it
+    assert isinstance(got_np, np.ndarray) and isinstance(got_t, torch.Tensor)
+    if noise > 0:  # the feed always renormalised; with noise 0 it now skips that no-op, as generate did
+        np.testing.assert_array_equal(got_np, _old_feed_step(start, shown, clicked, cfg, eps))
+    np.testing.assert_allclose(got_np, got_t.numpy(), rtol=1e-14)
+    np.testing.assert_allclose(got_np.sum(axis=1), 1.0, rtol=1e-14)
+    if drift > 0 and noise == 0:  # the click pull by hand
+        expect = (1 - drift * clicked)[:, None] * before
+        expect[np.arange(n), shown] += drift * clicked
+        np.testing.assert_allclose(got_np, expect, rtol=1e-15)
+
+
+def test_next_interest_needs_draws_for_noise():
+    with pytest.raises(ValueError, match="eps"):
+        next_interest(np.full((2, 3), 1 / 3), np.zeros(2, dtype=np.int64), np.zeros(2), SMALL)

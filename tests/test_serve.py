@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from collab_lib.hardware.specs import LinkSpec
-from collab_lib.models import vision_cnn
+from collab_lib.models import split_model, vision_cnn
 from collab_lib.seed import generator, set_seed
-from collab_lib.system.serve import CloudServer, DeviceClient, ShapedLink, encode_tensor, frame, read_frame, split_model
+from collab_lib.system.serve import CloudServer, DeviceClient, ShapedLink, encode_tensor, frame, read_frame
 
 FAST = ShapedLink(LinkSpec("fast", uplink_bits_per_s=1e10, downlink_bits_per_s=1e10, rtt_s=0.0))
 SLACK_S = 0.050  # upper tolerance on emulated delays: generous, for a busy 2-core CI machine

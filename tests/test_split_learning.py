@@ -14,11 +14,11 @@ from collab_lib.feature_based.split_learning import (
     fedavg_bytes_per_round,
     num_params,
     split_bytes_per_step,
-    split_model,
     split_step,
     train_fedavg,
     train_split,
 )
+from collab_lib.models import split_model
 from collab_lib.seed import generator
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
@@ -125,13 +125,29 @@ def test_fedavg_is_the_sample_weighted_average_of_local_sgd():
 
 
 @pytest.mark.parametrize("cut", [0, 7, -1, 2.5, True])
-def test_bad_cut_names_the_parameter(cut):
+def test_bad_cut_names_the_parameter(cut):  # split learning needs a layer on each side of the cut
     with pytest.raises(ValueError, match="cut"):
-        split_model(cnn(0), cut)
+        train_split(cnn(0), cut, [data(4, 1)], data(4, 2), TrainConfig(rounds=1), seed=3)
+
+
+def _old_split_learning_split_model(model, cut):  # split_learning.split_model before the merge
+    return model[:cut], model[cut:]
+
+
+@pytest.mark.parametrize("cut", range(1, 7))
+def test_split_model_equals_the_copy_it_replaced(cut):
+    model = cnn(cut)
+    (device, cloud), (old_device, old_cloud) = split_model(model, cut), _old_split_learning_split_model(model, cut)
+    assert [type(m) for m in device] == [type(m) for m in old_device]
+    assert [type(m) for m in cloud] == [type(m) for m in old_cloud]
+    params = list(device.parameters()) + list(cloud.parameters())
+    assert [p is q for p, q in zip(params, model.parameters())] == [True] * len(list(model.parameters()))
+    x = data(3, cut)[0]
+    torch.testing.assert_close(cloud(device(x)), model(x), rtol=0, atol=0)
 
 
 def test_bad_inputs_name_the_parameter():
-    with pytest.raises(ValueError, match="model"):
+    with pytest.raises(TypeError, match="model"):
         split_model(nn.Linear(2, 2), 1)
     with pytest.raises(ValueError, match="batch_size"):
         split_bytes_per_step(10, 0)

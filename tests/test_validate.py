@@ -20,6 +20,7 @@ from collab_lib.hardware.memory import transformer_training_memory
 from collab_lib.hardware.network import sample_link
 from collab_lib.hardware.roofline import prefill_tokens_per_s
 from collab_lib.hardware.specs import get_device, get_link
+from collab_lib.models import CharLMConfig, KVCache, digits_student, mlp, residual_cnn, vision_cnn
 from collab_lib.parameter_based.federated import FedConfig
 from collab_lib.parameter_based.personalize import PersonalConfig, stack
 from collab_lib.seed import generator, set_seed
@@ -91,6 +92,15 @@ CALLS = {
     "num_users": lambda v: stack({"w": torch.zeros(2)}, v),
     "offset": lambda v: generator(0, offset=v),
     "threads": lambda v: set_seed(0, threads=v),
+    "width": lambda v: vision_cnn(width=v),
+    "stem_channels": lambda v: vision_cnn(stem_channels=v),
+    "cut_channels": lambda v: vision_cnn(cut_channels=v),
+    "blocks_per_stage": lambda v: residual_cnn(blocks_per_stage=v),
+    "in_features": lambda v: mlp(v, 0, 10, seed=0),
+    "hidden": lambda v: digits_student(0, hidden=v),
+    "d_model": lambda v: CharLMConfig(d_model=v),
+    "num_layers": lambda v: KVCache(v),
+    "capacity": lambda v: KVCache(1, capacity=v),
 }
 ZERO_ALLOWED = {"min_size", "seed", "warmup", "budget", "label_bytes", "offset"}
 

@@ -35,7 +35,7 @@ from collab_lib._validate import positive_int
 from collab_lib.applications.reranking import fit_logistic, logit
 from collab_lib.hardware.energy import compute_energy_j, get_radio, transfer_energy_j
 from collab_lib.hardware.network import transfer_time_s
-from collab_lib.hardware.profile import profile_model
+from collab_lib.hardware.profile import profile_model, total_flops
 from collab_lib.hardware.specs import get_link
 
 
@@ -231,7 +231,7 @@ class PipelineCosts:
         with torch.device("meta"):
             model = device_extractor()
         layers = profile_model(model, torch.empty(1, 3, 112, 112, device="meta"))
-        return compute_energy_j(sum(p.flops for p in layers), sum(p.bytes_moved for p in layers),
+        return compute_energy_j(total_flops(layers), sum(p.bytes_moved for p in layers),
                                 self.precision, self.energy_scale)
 
     def upload_j_per_frame(self) -> float:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from collab_lib.datasets.recsys import RecsysData, click_probability
+from collab_lib.datasets.recsys import RecsysData, click_probability, next_interest
 
 FEATURES = ("user_category_ctr", "item_ctr", "session_clicks_same", "session_skips_same",
             "session_clicks_other", "position")
@@ -179,8 +179,8 @@ def simulate_feed(data: RecsysData, sessions: np.ndarray, stats: LongTermStats, 
     every remaining candidate with ``logit(weights, features)``, the features built from the session's
     clicks and shows at positions p <= t - delay_s / gap (what has reached it), and shows the best one.
     The user's interest starts at ``theta_u`` and evolves as in :func:`collab_lib.datasets.recsys.generate`
-    (click pull ``drift``, log-normal ``noise``); the click is drawn from
-    :func:`~collab_lib.datasets.recsys.click_probability`. ``weights=None`` is the *oracle*: it ranks by
+    (:func:`~collab_lib.datasets.recsys.next_interest`: click pull ``drift``, log-normal ``noise``); the click
+    is drawn from :func:`~collab_lib.datasets.recsys.click_probability`. ``weights=None`` is the *oracle*: it ranks by
     the true click probability (true current interest and item quality), a ceiling no ranker reaches. The uniforms and noise come from ``seed`` alone,
     one per (session, position), so policies replayed with the same seed see the same luck.
     """
@@ -247,12 +247,7 @@ def simulate_feed(data: RecsysData, sessions: np.ndarray, stats: LongTermStats, 
         shown_cat[:, t] = c
         clicked[:, t] = click
         clicks += click
-        # The generator's interest dynamics: pull toward a clicked category, then log-normal noise.
-        pull = cfg.drift * click
-        interest = interest * (1 - pull)[:, None]
-        interest[idx, c] += pull
-        interest = interest * np.exp(cfg.noise * eps[:, t])
-        interest /= interest.sum(axis=1, keepdims=True)
+        interest = next_interest(interest, c, click.astype(np.float64), cfg, eps[:, t])  # the generator's dynamics
     return FeedOutcome(user, clicks, expected, length.astype(float))
 
 

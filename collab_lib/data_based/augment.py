@@ -211,7 +211,7 @@ def select_domains(losses: torch.Tensor, g: int) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FineTuneConfig:
     """Fine-tuning of a copy of the global model: ``steps`` Adam steps on mini-batches of ``batch_size``."""
 
     steps: int = 100
@@ -226,7 +226,7 @@ class FinetuneConfig:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
 
 
-def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: FinetuneConfig) -> nn.Module:
+def fine_tune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: FineTuneConfig) -> nn.Module:
     """A fine-tuned copy of ``model`` (left untouched) on (N, ...) inputs ``x`` and (N,) labels ``y``.
 
     Mini-batches are drawn by shuffled epochs over the N samples, from ``config.seed`` only.

@@ -209,26 +209,3 @@ def train_student(student: nn.Module, x_labeled: torch.Tensor, y_labeled: torch.
         history[step] = loss.item()
     student.eval()
     return history
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Share of ``x`` (N, ...) whose argmax logit equals ``y`` (N,), in [0, 1]."""
-    if len(x) == 0 or len(x) != len(y):
-        raise ValueError(f"x and y must be non-empty and of equal length, got {len(x)} and {len(y)}")
-    model.eval()
-    return (model(x).argmax(dim=-1) == y).double().mean().item()
-
-
-def _seeded(seed: int, layers) -> nn.Sequential:
-    with torch.random.fork_rng(devices=[]):  # initialise from ``seed``, leave the global stream alone
-        torch.manual_seed(seed)
-        return nn.Sequential(*layers())
-
-
-def digits_student(seed: int, hidden: int = 16) -> nn.Sequential:
-    """A tiny device student for 1 x 8 x 8 digits: 64 pixels -> ``hidden`` ReLU units -> 10 logits
-    (1,210 parameters at ``hidden`` 16)."""
-    if hidden < 1:
-        raise ValueError(f"hidden must be >= 1, got {hidden}")
-    return _seeded(seed, lambda: [nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10)])

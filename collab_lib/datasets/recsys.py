@@ -28,7 +28,7 @@ the ``C`` categories (``alpha = interest_concentration``; smaller is more peaked
    a global AUC differ from GAUC). A user with uniform interest (``1/C``) clicks an average
    item at position 0 with probability ``base_ctr``.
 4. After each impression the in-session interest ``I`` (a distribution over categories, starting at
-   ``theta_u``) moves: a click on category ``c`` pulls it toward ``c``, ``I <- (1 - drift) I + drift e_c``;
+   ``theta_u``) moves (:func:`next_interest`): a click on category ``c`` pulls it toward ``c``, ``I <- (1 - drift) I + drift e_c``;
    then random drift, ``I <- normalize(I * exp(noise * eps))`` with ``eps ~ Normal(0, 1)`` per category.
    With ``drift = noise = 0`` the interest stays ``theta_u`` for the whole session.
 
@@ -185,6 +185,47 @@ def click_probability(
     return torch.sigmoid(logit)
 
 
+
+def next_interest(interest: torch.Tensor | np.ndarray, shown: torch.Tensor | np.ndarray,
+                  clicked: torch.Tensor | np.ndarray, config: RecsysConfig,
+                  eps: np.ndarray | None = None) -> torch.Tensor | np.ndarray:
+    """Step 4 of the module docstring for n sessions at once: the in-session interest after one impression.
+
+    A click pulls the interest toward the shown category, ``I <- (1 - drift) I + drift e_c``; then random
+    drift, ``I <- normalize(I * exp(noise * eps))``. Each step is skipped when its ``config`` weight is 0.
+
+    Parameters
+    ----------
+    interest : torch.Tensor or numpy.ndarray
+        (n, C) float64 in-session interest, rows summing to 1. The result is of the same kind; ``interest``
+        itself is never written to.
+    shown : torch.Tensor or numpy.ndarray
+        (n,) int64 category shown to each session.
+    clicked : torch.Tensor or numpy.ndarray
+        (n,) float64, 1 where the user clicked.
+    config : RecsysConfig
+        Supplies ``drift`` and ``noise``.
+    eps : numpy.ndarray, optional
+        (n, C) standard normal draws; needed when ``config.noise > 0``.
+    """
+    is_torch = isinstance(interest, torch.Tensor)
+    rows = torch.arange(len(interest)) if is_torch else np.arange(len(interest))
+    if config.drift > 0:
+        pull = config.drift * clicked                                     # (n,)
+        interest = interest * (1 - pull)[:, None]
+        interest[rows, shown] += pull
+    if config.noise > 0:
+        if eps is None:
+            raise ValueError("eps (n, C) standard normal draws are needed when config.noise > 0")
+        factor = np.exp(config.noise * eps)                               # (n, C)
+        if is_torch:
+            interest = interest * torch.from_numpy(factor)
+            interest = interest / interest.sum(dim=1, keepdim=True)
+        else:
+            interest = interest * factor
+            interest = interest / interest.sum(axis=1, keepdims=True)
+    return interest
+
 def generate(config: RecsysConfig, seed: int) -> RecsysData:
     """Draw users, items, sessions, impressions and clicks; see the module docstring for the model.
 
@@ -245,13 +286,8 @@ def generate(config: RecsysConfig, seed: int) -> RecsysData:
         interest_now = current[torch.arange(n), shown]
         clicked = click_draw_t[rows] < click_probability(interest_now, offset_t[rows], t, cfg)
         interest[rows], click[rows] = interest_now, clicked
-        if cfg.drift > 0:
-            pull = cfg.drift * clicked.double()  # (n,)
-            current = current * (1 - pull)[:, None]
-            current[torch.arange(n), shown] += pull
-        if cfg.noise > 0:
-            current = current * torch.from_numpy(np.exp(cfg.noise * rng.standard_normal((n, C))))
-            current = current / current.sum(dim=1, keepdim=True)
+        eps = rng.standard_normal((n, C)) if cfg.noise > 0 else None
+        current = next_interest(current, shown, clicked.double(), cfg, eps)
 
     dtype = torch.get_default_dtype()
     return RecsysData(

@@ -16,7 +16,8 @@ from torch import nn
 from collab_lib.exercises.answers import as_number
 from collab_lib.feature_based.inversion import psnr
 from collab_lib.feature_based.logit_exchange import logit_bytes_per_round
-from collab_lib.feature_based.split_learning import split_model, split_step
+from collab_lib.feature_based.split_learning import split_step
+from collab_lib.models import split_model
 from collab_lib.seed import generator
 
 

@@ -17,7 +17,8 @@ Departures, labelled:
 
 * FedMD first trains every model on a large labelled public set, and digests with an L1 loss on class
   scores; here the public set is unlabelled (as in FedDF, Lin et al., NeurIPS 2020, arXiv:2006.07242) and
-  the digest step minimises FedDF's temperature-scaled KL divergence (:func:`distillation_loss`).
+  the digest step minimises FedDF's temperature-scaled KL divergence, Hinton et al.'s soft-target term
+  (:func:`~collab_lib.data_based.distill.soft_target_loss`).
 * FedDF distills the ensemble into the *server's* model; here, as in FedMD, every device distills.
 * Every device participates in every round, and the devices start by training on their private data.
 """
@@ -32,7 +33,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from collab_lib._validate import non_negative_int, positive_int
+from collab_lib.data_based.distill import soft_target_loss
 from collab_lib.datasets.users import UserDatasets, require_users
+from collab_lib.metrics import accuracy
 from collab_lib.seed import generator
 
 TestSet = tuple[torch.Tensor, torch.Tensor]  # (x, y) held out, pooled over the devices
@@ -57,20 +60,6 @@ def consensus(logits: Sequence[torch.Tensor], weights: Sequence[float] | None = 
         raise ValueError(f"weights must be {len(logits)} non-negative numbers with a positive sum, got {weights!r}")
     w = (w / w.sum()).to(logits[0].dtype)
     return torch.einsum("k,knc->nc", w, torch.stack(logits))
-
-
-def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
-    """T^2 KL(softmax(teacher / T) || softmax(student / T)), averaged over the N rows of (N, C) logits.
-
-    The T^2 factor keeps gradient magnitudes comparable across temperatures (Hinton et al., 2015).
-    """
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    if student.shape != teacher.shape:
-        raise ValueError(f"student and teacher logits differ in shape: {tuple(student.shape)}, {tuple(teacher.shape)}")
-    log_p_student = F.log_softmax(student / temperature, dim=1)
-    p_teacher = F.softmax(teacher / temperature, dim=1)
-    return F.kl_div(log_p_student, p_teacher, reduction="batchmean") * temperature**2
 
 
 @dataclass(frozen=True)
@@ -120,11 +109,6 @@ def _epochs(model: nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn, ep
     model.eval()
 
 
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return (model(x).argmax(dim=1) == y).double().mean().item()
-
-
 def federated_distillation(models: Sequence[nn.Module], clients: UserDatasets, x_public: torch.Tensor,
                            test: TestSet, config: FDConfig) -> FDHistory:
     """Train ``models`` (one per client, any architectures with C outputs) in place, FedMD-style.
@@ -148,17 +132,17 @@ def federated_distillation(models: Sequence[nn.Module], clients: UserDatasets, x
             _epochs(m, x, y, F.cross_entropy, epochs, opts[k], config.batch_size, g)
 
     private(0, config.warmup_epochs)
-    history = FDHistory([[_accuracy(m, *test) for m in models]], [0])
+    history = FDHistory([[accuracy(m, *test) for m in models]], [0])
     total = 0
     for r in range(1, config.rounds + 1):
         with torch.no_grad():
             z = consensus([m(x_public) for m in models], weights)               # (N_pub, C)
         total += K * logit_bytes_per_round(len(x_public), z.shape[1])
-        loss = lambda s, t: distillation_loss(s, t, config.temperature)  # noqa: E731
+        loss = lambda s, t: soft_target_loss(s, t, config.temperature)  # noqa: E731
         for k, m in enumerate(models):
             g = generator(seed, offset=(2 * r - 1) * K + k)
             _epochs(m, x_public, z, loss, config.digest_epochs, opts[k], config.batch_size, g)
         private(r, config.private_epochs)
-        history.accuracy.append([_accuracy(m, *test) for m in models])
+        history.accuracy.append([accuracy(m, *test) for m in models])
         history.bytes_total.append(total)
     return history

@@ -43,6 +43,8 @@ from torch.nn import functional as F
 from collab_lib._validate import non_negative_int, positive_int
 from collab_lib.datasets.users import UserDatasets, require_users
 from collab_lib.hardware.profile import tensor_bytes
+from collab_lib.metrics import accuracy
+from collab_lib.models import split_model
 from collab_lib.parameter_based.fedavg import FedAvg
 from collab_lib.parameter_based.federated import FedConfig, RoundPlan, run_round
 from collab_lib.parameter_based.params import Params, get_params, set_params
@@ -56,20 +58,6 @@ TestSet = tuple[torch.Tensor, torch.Tensor]  # (x, y) held out, pooled over the 
 def num_params(module: nn.Module) -> int:
     """Number of trainable values in ``module`` (P in the formulas above)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-def split_model(model: nn.Sequential, cut: int) -> tuple[nn.Sequential, nn.Sequential]:
-    """``(model[:cut], model[cut:])``: the device's first ``cut`` layers and the cloud's rest.
-
-    The halves share their parameters with ``model`` (no copy), so training them trains ``model``.
-    ``cut`` must be in [1, len(model) - 1]: both sides must hold at least one layer.
-    """
-    if not isinstance(model, nn.Sequential):
-        raise ValueError(f"model must be an nn.Sequential, got {type(model).__name__}")
-    n = len(model)
-    if isinstance(cut, bool) or not isinstance(cut, int) or not 1 <= cut <= n - 1:
-        raise ValueError(f"cut must be an int in [1, {n - 1}] for a model of {n} layers, got {cut!r}")
-    return model[:cut], model[cut:]
 
 
 @dataclass(frozen=True)
@@ -157,12 +145,6 @@ def _check_clients(clients: UserDatasets) -> None:
         raise ValueError(f"clients {empty} hold no samples")
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Share of ``x`` (N, ...) whose argmax prediction equals ``y`` (N,)."""
-    return (model(x).argmax(dim=1) == y).double().mean().item()
-
-
 def _batches(n: int, batch_size: int, generator: torch.Generator):
     order = torch.randperm(n, generator=generator)
     return [order[s:s + batch_size] for s in range(0, n, batch_size)]
@@ -173,12 +155,17 @@ def train_split(model: nn.Sequential, cut: int, clients: UserDatasets, test: Tes
     """Vanilla split learning over ``clients`` (device i holds ``clients.xs[i]``, ``clients.ys[i]``) in turn,
     training ``model`` in place.
 
-    Each round, device i = 0, 1, ... receives the device-side weights (except the very first turn), runs one
-    epoch of :func:`split_step` on its mini-batches (order from ``generator(config.seed, offset)``), and passes
-    the weights on. Bytes: every step's payloads plus 2 P_device b per hand-off (relayed by the cloud).
+    ``cut`` layers train on the device, the rest in the cloud (:func:`~collab_lib.models.split_model`); it
+    must be in [1, len(model) - 1], a layer on each side. Each round, device i = 0, 1, ... receives the
+    device-side weights (except the very first turn), runs one epoch of :func:`split_step` on its
+    mini-batches (order from ``generator(config.seed, offset)``), and passes the weights on. Bytes: every
+    step's payloads plus 2 P_device b per hand-off (relayed by the cloud).
     """
     _check_clients(clients)
     seed = config.seed
+    if isinstance(model, nn.Sequential) and (isinstance(cut, bool) or not isinstance(cut, int)
+                                             or not 1 <= cut <= len(model) - 1):  # a layer on each side
+        raise ValueError(f"cut must be an int in [1, {len(model) - 1}] for a model of {len(model)} layers, got {cut!r}")
     device, cloud = split_model(model, cut)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr)
     handoff = 2 * sum(tensor_bytes(p) for p in device.parameters())

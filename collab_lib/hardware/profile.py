@@ -5,6 +5,10 @@ matrix multiplies and convolutions as 2 FLOP per multiply-accumulate and element
 as zero. Those layers still cost time on real hardware: the roofline model charges them for the bytes they
 move (:func:`collab_lib.hardware.roofline.layer_time_s`).
 
+:func:`total_flops` sums a profile. For the one-hidden-layer MLP of the personalization labs the counts are
+also written out in closed form, for inference (:func:`mlp_forward_flops`) and for one SGD step on a chosen part
+of the model (:func:`mlp_train_flops`); ``tests/test_personalize.py`` checks both against torch's counter.
+
 Bytes are those of the deployment being modelled, which stores and sends floating-point tensors as float32
 (:func:`tensor_bytes`), whatever dtype the simulation computes in: the labs compute in float64 so that
 their numbers are the same on every CPU (:mod:`collab_lib.seed`), and that must not double what a phone sends.
@@ -12,6 +16,7 @@ their numbers are the same on every CPU (:mod:`collab_lib.seed`), and that must 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -85,3 +90,31 @@ def profile_model(model: nn.Sequential, example_input: torch.Tensor) -> list[Lay
         )
         x = y
     return profiles
+
+
+def total_flops(layers: Sequence[LayerProfile]) -> int:
+    """FLOPs of running ``layers`` once, in order: the sum of their ``flops`` (:class:`LayerProfile`)."""
+    return sum(p.flops for p in layers)
+
+
+def mlp_forward_flops(in_features: int, hidden: int, num_classes: int) -> int:
+    """FLOPs of one sample through :func:`~collab_lib.models.mlp`: 2 (d H + H C)."""
+    return 2 * (in_features * hidden + hidden * num_classes)
+
+
+TRAINED_PARTS = ("all", "head", "patch")
+
+
+def mlp_train_flops(in_features: int, hidden: int, num_classes: int, part: str = "all") -> int:
+    """FLOPs of one sample's SGD step (forward + backward) on a one-hidden-layer MLP.
+
+    The backward pass needs the weight gradient of every trained layer (2 x its multiply-adds) and the
+    input gradient of every layer above a trained one: ``"all"`` adds 2 d H + 4 H C to the forward pass,
+    ``"head"`` (last layer only) adds 2 H C, ``"patch"`` (a per-unit scale and shift of the hidden layer,
+    :mod:`~collab_lib.parameter_based.dccl`) adds 2 H C + 4 H.
+    """
+    d, H, C = in_features, hidden, num_classes
+    extra = {"all": 2 * d * H + 4 * H * C, "head": 2 * H * C, "patch": 2 * H * C + 4 * H}
+    if part not in extra:
+        raise ValueError(f"part must be one of {TRAINED_PARTS}, got {part!r}")
+    return mlp_forward_flops(d, H, C) + extra[part]

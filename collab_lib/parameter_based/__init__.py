@@ -11,7 +11,7 @@
 * :mod:`~collab_lib.parameter_based.params` — model parameters as plain tensors.
 * :mod:`~collab_lib.parameter_based.compress` — quantized and sparsified updates with error feedback.
 * :mod:`~collab_lib.parameter_based.personalize` — local fine-tuning, FedPer (shared body, personal head)
-  and Ditto; per-user evaluation and device FLOP counts.
+  and Ditto; per-user evaluation (device FLOPs are counted in :mod:`~collab_lib.hardware.profile`).
 * :mod:`~collab_lib.parameter_based.dccl` — DCCL's MetaPatch (a per-user patch on a frozen cloud model) and
   MoMoDistill (distilling the patched models back into the cloud model).
 * :mod:`~collab_lib.parameter_based.duet` — DUET: a cloud hypernetwork generates a device's last layer from

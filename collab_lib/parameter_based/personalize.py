@@ -29,7 +29,7 @@ the gradients written out (:func:`~collab_lib.parameter_based.local.stacked_grad
 (such as DCCL's patched MLP) with ``torch.func.vmap``.
 
 Device compute is counted in FLOPs of multiply-adds (2 per multiply-add; biases and ReLU ignored) by
-:func:`mlp_forward_flops` and :func:`mlp_train_flops`.
+:func:`~collab_lib.hardware.profile.mlp_forward_flops` and :func:`~collab_lib.hardware.profile.mlp_train_flops`.
 """
 
 from __future__ import annotations
@@ -95,29 +95,6 @@ def ditto_step(v: torch.Tensor, grad: torch.Tensor, w: torch.Tensor, lr: float, 
         return w.expand_as(v).clone()
     step = v - lr * grad
     return step if lam == 0 else (step + lr * lam * w) / (1 + lr * lam)
-
-
-def mlp_forward_flops(in_features: int, hidden: int, num_classes: int) -> int:
-    """FLOPs of one sample through :func:`~collab_lib.models.mlp`: 2 (d H + H C)."""
-    return 2 * (in_features * hidden + hidden * num_classes)
-
-
-TRAINED_PARTS = ("all", "head", "patch")
-
-
-def mlp_train_flops(in_features: int, hidden: int, num_classes: int, part: str = "all") -> int:
-    """FLOPs of one sample's SGD step (forward + backward) on a one-hidden-layer MLP.
-
-    The backward pass needs the weight gradient of every trained layer (2 x its multiply-adds) and the
-    input gradient of every layer above a trained one: ``"all"`` adds 2 d H + 4 H C to the forward pass,
-    ``"head"`` (last layer only) adds 2 H C, ``"patch"`` (a per-unit scale and shift of the hidden layer,
-    :mod:`~collab_lib.parameter_based.dccl`) adds 2 H C + 4 H.
-    """
-    d, H, C = in_features, hidden, num_classes
-    extra = {"all": 2 * d * H + 4 * H * C, "head": 2 * H * C, "patch": 2 * H * C + 4 * H}
-    if part not in extra:
-        raise ValueError(f"part must be one of {TRAINED_PARTS}, got {part!r}")
-    return mlp_forward_flops(d, H, C) + extra[part]
 
 
 # --- Batched personal training -----------------------------------------------------------------------------

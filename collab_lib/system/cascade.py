@@ -211,33 +211,6 @@ def train_router(net: nn.Module, small_model: nn.Module, x: torch.Tensor, y: tor
     return LearnedRouter(net)
 
 
-def _seeded(seed: int, layers) -> nn.Sequential:
-    with torch.random.fork_rng(devices=[]):  # initialise from ``seed``, leave the global stream alone
-        torch.manual_seed(seed)
-        return nn.Sequential(*layers())
-
-
-def digits_small_model(seed: int) -> nn.Sequential:
-    """The device model for 1 x 8 x 8 digits: a 4 x 4 thumbnail and one linear layer (320 FLOP)."""
-    return _seeded(seed, lambda: [nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16, 10)])  # (B, 16) -> (B, 10)
-
-
-def digits_large_model(seed: int, width: int = 16) -> nn.Sequential:
-    """The cloud model: three 3 x 3 convolutions and a linear layer; 1.2 MFLOP at ``width`` 16."""
-    w = width
-    return _seeded(seed, lambda: [
-        nn.Conv2d(1, w, 3, padding=1), nn.ReLU(),                           # (B, w, 8, 8)
-        nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),      # (B, 2w, 4, 4)
-        nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 4w, 2, 2)
-        nn.Flatten(), nn.Linear(16 * w, 10),
-    ])
-
-
-def digits_router_net(seed: int, hidden: int = 16) -> nn.Sequential:
-    """A one-shot router for digits: 64 pixels -> ``hidden`` ReLU units -> 2 logits (small right/wrong)."""
-    return _seeded(seed, lambda: [nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 2)])
-
-
 # --- Outcomes and the frontier ------------------------------------------------------------------------
 
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from collab_lib._validate import positive_int
 from collab_lib.hardware.network import transfer_time_s
-from collab_lib.hardware.profile import LayerProfile, profile_model
+from collab_lib.hardware.profile import LayerProfile, profile_model, total_flops
 from collab_lib.hardware.roofline import layers_time_s
 from collab_lib.hardware.specs import DeviceSpec, LinkSpec
 from collab_lib.seed import generator
@@ -152,14 +152,10 @@ def profile_multi_exit(model: MultiExitNet, example_input: torch.Tensor) -> Exit
     return ExitProfile(tuple(stages), tuple(heads), model.exit_stages)
 
 
-def _flops(layers: Sequence[LayerProfile]) -> int:
-    return sum(p.flops for p in layers)
-
-
 def exit_flops(profile: ExitProfile) -> np.ndarray:
     """(E,) C_j: FLOPs of a sample that leaves at exit j (stages up to it, heads 0..j)."""
-    stage = np.cumsum([_flops(s) for s in profile.stages])
-    head = np.cumsum([_flops(h) for h in profile.heads])
+    stage = np.cumsum([total_flops(s) for s in profile.stages])
+    head = np.cumsum([total_flops(h) for h in profile.heads])
     return stage[list(profile.exit_stages)] + head
 
 

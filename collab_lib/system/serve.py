@@ -42,24 +42,12 @@ from collab_lib.hardware.calibrate import measure_latency_s
 from collab_lib.hardware.network import transfer_time_s
 from collab_lib.hardware.profile import profile_model
 from collab_lib.hardware.specs import DeviceSpec, LinkSpec
+from collab_lib.models import split_model
 from collab_lib.system.partition import split_latencies
 
 LOOPBACK = "127.0.0.1"  # the server listens on loopback only: the network is emulated, not used
 _HEADER = struct.Struct("!Q")  # a frame: payload length as an 8-byte big-endian unsigned int, then payload
 _POLL_S = 0.1  # how often an idle server checks for a stop request or a dead parent
-
-
-def split_model(model: nn.Sequential, split: int) -> tuple[nn.Sequential, nn.Sequential]:
-    """The device part (the first ``split`` layers) and the cloud part (the rest) of ``model``.
-
-    ``split`` counts layers run on the device, as ``split`` of :class:`~collab_lib.system.partition.SplitLatency`:
-    0 is cloud only, ``len(model)`` device only. The parts share their layers with ``model``.
-    """
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"model must be an nn.Sequential, got {type(model).__name__}")
-    if not isinstance(split, int) or not 0 <= split <= len(model):
-        raise ValueError(f"split must be in 0..{len(model)}, got {split}")
-    return model[:split], model[split:]
 
 
 def _is_empty(part: nn.Module) -> bool:
@@ -209,8 +197,8 @@ class CloudServer:
     Parameters
     ----------
     cloud_part:
-        The layers after the cut, e.g. the second part of :func:`split_model`. Not empty: a device-only
-        split needs no server.
+        The layers after the cut, e.g. the second part of :func:`~collab_lib.models.split_model`. Not empty: a
+        device-only split needs no server.
     start_timeout_s:
         How long :meth:`start` waits for the process to import torch, load the layers and listen.
     """
@@ -300,8 +288,8 @@ class DeviceClient:
     Parameters
     ----------
     device_part, cloud_part:
-        The two parts of :func:`split_model`. The device keeps ``cloud_part`` to answer when the cloud
-        does not. An empty ``cloud_part`` is a device-only split: nothing is sent.
+        The two parts of :func:`~collab_lib.models.split_model`. The device keeps ``cloud_part`` to answer when
+        the cloud does not. An empty ``cloud_part`` is a device-only split: nothing is sent.
     server_address:
         ``CloudServer.address``; ``None`` only for a device-only split.
     link:
