@@ -127,7 +127,7 @@ def test_fedavg_is_the_sample_weighted_average_of_local_sgd():
 @pytest.mark.parametrize("cut", [0, 7, -1, 2.5, True])
 def test_bad_cut_names_the_parameter(cut):  # split learning needs a layer on each side of the cut
     with pytest.raises(ValueError, match="cut"):
-        train_split(cnn(0), cut, [data(4, 1)], data(4, 2), TrainConfig(rounds=1), seed=3)
+        train_split(cnn(0), cut, users([data(4, 1)]), data(4, 2), TrainConfig(rounds=1, seed=3))
 
 
 def _old_split_learning_split_model(model, cut):  # split_learning.split_model before the merge
