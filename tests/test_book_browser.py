@@ -282,3 +282,21 @@ def test_nothing_is_wider_than_a_phone_screen(site, browser):
         problems += [f"{rel}: wider than the screen: {what}" for what in sticking_out[:3]]
     page.close()
     assert not problems, "\n".join(problems)
+
+
+def test_the_code_column_holds_the_width_the_labs_are_formatted_to(site, browser):
+    """labs/ruff.toml formats the labs to the characters a code cell shows at 1280 px; if the theme's column
+    changes, the formatter's width must follow."""
+    import tomllib
+
+    width = tomllib.loads((ROOT / "labs" / "ruff.toml").read_text())["line-length"]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site}/labs/03_system/early_exit.html", wait_until="load")
+    shown = page.evaluate(
+        """() => { const pre = document.querySelector('.cell_input pre'); const cs = getComputedStyle(pre);
+          const probe = document.createElement('span'); probe.textContent = 'x'.repeat(100); pre.appendChild(probe);
+          const char = probe.getBoundingClientRect().width / 100; probe.remove();
+          return Math.floor((pre.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight)) / char); }""")
+    page.close()
+    assert shown >= width, f"a code cell shows {shown} characters at 1280 px; labs/ruff.toml formats to {width}"
+    assert shown <= width + 8, f"a code cell shows {shown} characters at 1280 px; labs could use more than {width}"
