@@ -43,6 +43,7 @@ book-stored: install
 # into a failure (in a learner's notebook it prints a note; collab_lib/claims.py).
 test: install browser
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check labs
 	COLLAB_STRICT_CLAIMS=1 $(PY) -m pytest --nbval --nbval-current-env tests labs
 	COLLAB_STRICT_CLAIMS=1 $(PY) -m tests.numeric_paths $(PY) -m pytest --nbval --nbval-current-env labs
 

@@ -282,3 +282,48 @@ def test_nothing_is_wider_than_a_phone_screen(site, browser):
         problems += [f"{rel}: wider than the screen: {what}" for what in sticking_out[:3]]
     page.close()
     assert not problems, "\n".join(problems)
+
+
+def test_the_code_column_holds_the_width_the_labs_are_formatted_to(site, browser):
+    """labs/ruff.toml formats the labs to the characters a code cell shows at 1280 px; if the theme's column
+    changes, the formatter's width must follow."""
+    import re
+
+    width = int(re.search(r"^line-length = (\d+)$", (ROOT / "labs" / "ruff.toml").read_text(), re.M).group(1))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site}/labs/03_system/early_exit.html", wait_until="load")
+    shown = page.evaluate(
+        """() => { const pre = document.querySelector('.cell_input pre'); const cs = getComputedStyle(pre);
+          const probe = document.createElement('span'); probe.textContent = 'x'.repeat(100); pre.appendChild(probe);
+          const char = probe.getBoundingClientRect().width / 100; probe.remove();
+          return Math.floor((pre.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight)) / char); }""")
+    page.close()
+    assert shown >= width, f"a code cell shows {shown} characters at 1280 px; labs/ruff.toml formats to {width}"
+    assert shown <= width + 8, f"a code cell shows {shown} characters at 1280 px; labs could use more than {width}"
+
+
+def test_figures_follow_dark_mode_and_come_back(site, browser):
+    """book/_ext/figure_theme.js: in dark mode a figure has no white panel and light text; back in light mode
+    its own layout returns."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site}/labs/02_hardware/roofline_llm.html", wait_until="load")
+    page.wait_for_function("() => document.querySelector('.plotly-graph-div .main-svg')", timeout=15_000)
+    state = """() => Array.from(document.querySelectorAll('.plotly-graph-div')).map(d => {
+        const lum = c => { const [r, g, b] = c.match(/[\\d.]+/g).map(Number); return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255; };
+        const text = d.querySelector('.xtitle, .gtitle, .xtick text');
+        const panel = getComputedStyle(d.closest('.output')).backgroundColor;
+        return {paper: d.layout.paper_bgcolor ?? null, text: text ? lum(getComputedStyle(text).fill) : null,
+                panel: panel}; })"""
+    light = page.evaluate(state)
+    assert light and all(f["text"] is not None and f["text"] < 0.5 for f in light), light
+    page.evaluate("() => { document.documentElement.dataset.theme = 'dark'; }")
+    page.wait_for_timeout(500)
+    dark = page.evaluate(state)
+    for f in dark:
+        assert f["text"] > 0.6, f"dark mode: figure text is dark ({f})"
+        assert f["panel"] in ("rgba(0, 0, 0, 0)", "transparent"), f"dark mode: the figure sits on a panel ({f})"
+        assert f["paper"] == "rgba(0,0,0,0)", f
+    page.evaluate("() => { document.documentElement.dataset.theme = 'light'; }")
+    page.wait_for_timeout(500)
+    assert page.evaluate(state) == light, "light mode did not restore the figures' own layout"
+    page.close()

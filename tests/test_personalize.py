@@ -29,7 +29,7 @@ from collab_lib.parameter_based.personalize import (
     ditto,
     ditto_step,
     fedper,
-    fine_tune,
+    fine_tune_per_user,
     personal_accuracy,
     personal_batches,
     sgd_per_user,
@@ -77,7 +77,7 @@ def test_ditto_infinite_lambda_is_the_global_model_and_zero_is_local_training():
     glob = ditto(model, w, users, PersonalConfig(**{**cfg.__dict__, "lam": math.inf}))
     assert max_diff(glob, stack(w, len(users))) == 0.0
     local = ditto(model, w, users, cfg)  # λ = 0
-    assert max_diff(local, fine_tune(model, w, users, cfg)) < 1e-6
+    assert max_diff(local, fine_tune_per_user(model, w, users, cfg)) < 1e-6
     batches = personal_batches(users, cfg)
     for k in range(len(users)):  # reference: FedAvg's per-client loop with μ = 0
         ref = local_update(mlp(5, 8, 3, seed=9), w, users.xs[k], users.ys[k], batches[k], cfg.lr, mu=0.0)
@@ -91,7 +91,7 @@ def test_head_only_fine_tuning_leaves_the_body_alone():
     users = unequal_users()
     model = mlp(5, 8, 3, seed=1)
     w = get_params(model)
-    out = fine_tune(model, w, users, PersonalConfig(epochs=1, batch_size=5, seed=0), trainable=HEAD)
+    out = fine_tune_per_user(model, w, users, PersonalConfig(epochs=1, batch_size=5, seed=0), trainable=HEAD)
     assert torch.equal(out["1.weight"], stack(w, 3)["1.weight"])
     assert (out["3.weight"] - w["3.weight"]).abs().amax(dim=(1, 2)).min() > 0  # every user's head moved
 

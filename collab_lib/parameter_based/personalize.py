@@ -153,9 +153,13 @@ def personal_batches(users: UserDatasets, config: PersonalConfig) -> list[list[n
                            config.seed, 0, k) for k, n in enumerate(users.sizes.tolist())]
 
 
-def fine_tune(model: nn.Module, global_params: Params, users: UserDatasets, config: PersonalConfig,
-              trainable: Sequence[str] | None = None) -> Stacked:
-    """Every user's personal model: E epochs of local SGD from w* on its own samples (``config.lam`` unused)."""
+def fine_tune_per_user(model: nn.Module, global_params: Params, users: UserDatasets, config: PersonalConfig,
+                       trainable: Sequence[str] | None = None) -> Stacked:
+    """Every user's personal model: E epochs of local SGD from w* on its own samples (``config.lam`` unused).
+
+    Stacked parameters, one row per user, like :func:`ditto`; to fine-tune one model on one data set, see
+    :func:`collab_lib.data_based.augment.fine_tune`.
+    """
     return sgd_per_user(model, stack(global_params, len(users)), users.xs, users.ys,
                         personal_batches(users, config), config.lr, trainable)
 
