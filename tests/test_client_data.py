@@ -14,7 +14,7 @@ from collab_lib.models import mlp
 from collab_lib.parameter_based.dccl import meta_patch
 from collab_lib.parameter_based.duet import HyperConfig, train_hypernetwork
 from collab_lib.parameter_based.federated import FedConfig, federate
-from collab_lib.parameter_based.personalize import PersonalConfig, personal_batches
+from collab_lib.parameter_based.personalize import PersonalConfig, ditto, fine_tune_per_user, personal_batches
 from collab_lib.seed import generator
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
@@ -52,8 +52,11 @@ CALLS = {
     "personal_batches": lambda c: personal_batches(c, PersonalConfig()),
     "meta_patch": lambda c: meta_patch(mlp(4, 5, 3, seed=0), {}, c, PersonalConfig()),
     "train_hypernetwork": lambda c: train_hypernetwork(mlp(4, 5, 3, seed=0), {}, c, HyperConfig()),
+    "fine_tune_per_user": lambda c: fine_tune_per_user(mlp(4, 5, 3, seed=0), {}, c, PersonalConfig()),
+    "ditto": lambda c: ditto(mlp(4, 5, 3, seed=0), {}, c, PersonalConfig()),
 }
-NAMES = {"federate": "train", "personal_batches": "users", "meta_patch": "users", "train_hypernetwork": "users"}
+NAMES = {"federate": "train", "personal_batches": "users", "meta_patch": "users", "train_hypernetwork": "users",
+         "fine_tune_per_user": "users", "ditto": "users"}
 
 
 @pytest.mark.parametrize("function", sorted(CALLS))

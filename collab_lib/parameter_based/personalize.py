@@ -160,12 +160,14 @@ def fine_tune_per_user(model: nn.Module, global_params: Params, users: UserDatas
     Stacked parameters, one row per user, like :func:`ditto`; to fine-tune one model on one data set, see
     :func:`collab_lib.data_based.augment.fine_tune`.
     """
+    require_users("users", users)
     return sgd_per_user(model, stack(global_params, len(users)), users.xs, users.ys,
                         personal_batches(users, config), config.lr, trainable)
 
 
 def ditto(model: nn.Module, global_params: Params, users: UserDatasets, config: PersonalConfig) -> Stacked:
     """Ditto's personal models v_k: E epochs of proximal SGD on F_k(v) + (λ/2)||v - w*||^2 from v = w*."""
+    require_users("users", users)
     return sgd_per_user(model, stack(global_params, len(users)), users.xs, users.ys,
                         personal_batches(users, config), config.lr, anchor=global_params, lam=config.lam)
 
