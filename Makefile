@@ -52,6 +52,7 @@ lab: install
 
 execute: install
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False labs/*/*.ipynb
+	$(PY) scripts/strip_widgets.py labs/*/*.ipynb
 
 bench: install
 	@for f in benchmarks/*.py; do [ "$$f" = benchmarks/timing.py ] || { echo "== $$f"; $(PY) $$f || exit 1; }; done

@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -231,3 +232,512 @@ def add_hline(fig: go.Figure, y: float, label: str, dash: str = "dot") -> go.Fig
                        showarrow=False, xanchor="right", yanchor="bottom")
     return fig
 
+
+
+# --- instruments: controls that re-run a library function ---------------------------------------------
+
+#: Most frames an instrument stores in its static figure (the grid's size): each frame holds every trace's
+#: data, and the book's page weight budget (about 3 MB a lab page) is shared by all of a page's figures.
+MAX_FRAMES = 64
+
+_SLIDER_PX = 86  # vertical room one slider takes under the plot, with its current-value label
+
+
+def _label(value: object) -> str:
+    """How a grid value is written on a control: numbers without trailing zeros, anything else as str."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value)
+    return f"{float(value):.4g}"
+
+
+def _frame_name(index: Sequence[int]) -> str:
+    return ",".join(str(i) for i in index)
+
+
+def _trace_data(fig: go.Figure) -> list[dict]:
+    """Each trace of ``fig`` as a plain dict without its type (what a frame or a restyle carries)."""
+    out = []
+    for trace in fig.data:
+        data = trace.to_plotly_json()
+        data.pop("type", None)
+        data.pop("uid", None)
+        out.append(data)
+    return out
+
+
+def _frame_layout(fig: go.Figure) -> dict:
+    """The parts of a figure's layout that may follow the parameters: title, axis titles and ranges,
+    shapes and annotations (a threshold line that moves with the threshold)."""
+    layout = fig.layout.to_plotly_json()
+    keep = {k: layout[k] for k in ("title", "shapes", "annotations") if k in layout}
+    keep.setdefault("shapes", [])
+    keep.setdefault("annotations", [])
+    for axis in ("xaxis", "yaxis"):
+        if axis in layout:
+            keep[axis] = {k: v for k, v in layout[axis].items() if k in ("title", "range")}
+    return keep
+
+
+def _axis_range(values: list[float], log: bool, from_zero: bool) -> list[float] | None:
+    """A range that holds every frame's values (log10 units on a log axis), with 5 % room each side."""
+    vals = [v for v in values if v is not None and math.isfinite(v) and (v > 0 or not log)]
+    if not vals:
+        return None
+    if log:
+        vals = [math.log10(v) for v in vals]
+    lo, hi = min(vals), max(vals)
+    if from_zero and not log:
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    pad = 0.05 * (hi - lo) if hi > lo else (abs(hi) * 0.05 or 1.0)
+    return [lo - pad if not (from_zero and lo == 0) else lo, hi + pad]
+
+
+def _numbers(values) -> list[float]:
+    out = []
+    for v in values if values is not None else ():
+        if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+            out.append(float(v))
+    return out
+
+
+class Instrument:
+    """Controls over a library function's parameters and the figure it draws, live or static.
+
+    Made by :func:`instrument`; displaying it (the last expression of a cell) shows
+
+    * under a kernel with ipywidgets (JupyterLab, Colab, Binder): one control per parameter above a plotly
+      ``FigureWidget``; moving a control calls the function again and updates the figure in place;
+    * anywhere else, and in the static book: the same figure with one slider per parameter, whose frames
+      (one per grid point, :attr:`figure`'s ``frames``) the library computed when the cell ran.
+
+    The notebook stores both; the stored copy of a lab keeps only the static figure
+    (``tests/strip_widgets.py``), which is what the book shows and what nbval compares.
+    """
+
+    def __init__(self, fn, grid: Mapping[str, Sequence], *, start: Mapping | None, labels: Mapping[str, str],
+                 fix_axes: bool, max_frames: int):
+        from ._validate import positive_int
+
+        positive_int("max_frames", max_frames)
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+        if not isinstance(grid, Mapping) or not grid:
+            raise ValueError("grid must map each parameter name to the values its control offers")
+        self.fn = fn
+        self.grid = {}
+        for name, values in grid.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ValueError(f"parameter names must be identifiers (fn's keyword arguments), got {name!r}")
+            values = list(values)
+            if not values:
+                raise ValueError(f"grid[{name!r}] is empty: a control needs at least one value")
+            if len({_label(v) for v in values}) != len(values):
+                raise ValueError(f"grid[{name!r}] has values that read the same on a control: {values}")
+            self.grid[name] = values
+        self.labels = {name: (labels or {}).get(name, name) for name in self.grid}
+        unknown = set(labels or {}) - set(self.grid)
+        if unknown:
+            raise ValueError(f"labels for parameters not in the grid: {sorted(unknown)}")
+        size = math.prod(len(v) for v in self.grid.values())
+        if size > max_frames:
+            raise ValueError(
+                f"the grid has {size} points, more than max_frames={max_frames}: each is a frame of the "
+                "static figure, and the page must stay light; use fewer values or raise max_frames"
+            )
+        start = dict(start or {})
+        unknown = set(start) - set(self.grid)
+        if unknown:
+            raise ValueError(f"start names parameters not in the grid: {sorted(unknown)}")
+        self.start_index = []
+        for name, values in self.grid.items():
+            if name in start:
+                matches = [i for i, v in enumerate(values) if _label(v) == _label(start[name])]
+                if not matches:
+                    raise ValueError(f"start[{name!r}] = {start[name]!r} is not one of grid[{name!r}]")
+                self.start_index.append(matches[0])
+            else:
+                self.start_index.append(0)
+        self.fix_axes = fix_axes
+        self._widget = None
+        self.figure = self._static_figure()
+
+    # -- the static figure -------------------------------------------------------------------------------
+
+    def params(self, index: Sequence[int]) -> dict:
+        """The keyword arguments of grid point ``index`` (one position per parameter)."""
+        return {name: values[i] for (name, values), i in zip(self.grid.items(), index)}
+
+    def _draw(self, params: Mapping) -> go.Figure:
+        fig = self.fn(**params)
+        if not isinstance(fig, go.Figure):
+            raise TypeError(f"fn must return a plotly Figure, got {type(fig).__name__} for {dict(params)}")
+        return fig
+
+    def _static_figure(self) -> go.Figure:
+        indices = list(itertools.product(*(range(len(v)) for v in self.grid.values())))
+        drawn = {index: self._draw(self.params(index)) for index in indices}
+        first = drawn[tuple(self.start_index)]
+        shape = [(t.type, t.name) for t in first.data]
+        for index, fig in drawn.items():
+            if [(t.type, t.name) for t in fig.data] != shape:
+                raise ValueError(
+                    f"fn draws other traces at {self.params(index)} than at {self.params(self.start_index)}: "
+                    "every grid point must draw the same traces (types and names), so that a control only "
+                    "changes their data"
+                )
+        fig = go.Figure(first)
+        self.ranges = self._ranges(drawn.values(), fig) if self.fix_axes else {}
+        fig.update_layout(**{axis: dict(range=r, autorange=False) for axis, r in self.ranges.items()})
+        frames = []
+        for index, drawn_fig in drawn.items():
+            layout = _frame_layout(drawn_fig)
+            for axis, r in self.ranges.items():
+                layout.setdefault(axis, {})["range"] = r
+            frames.append(go.Frame(name=_frame_name(index), data=_trace_data(drawn_fig),
+                                   traces=list(range(len(shape))), layout=layout))
+        fig.frames = frames
+        n = len(self.grid)
+        sliders = []
+        for k, (name, values) in enumerate(self.grid.items()):
+            steps = []
+            for i, value in enumerate(values):
+                index = list(self.start_index)
+                index[k] = i
+                # One parameter: the step shows its frame in any plotly.js. Several: the book's
+                # instruments.js combines every slider's position into the frame to show.
+                args = [[_frame_name(index)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                                   transition=dict(duration=0))]
+                steps.append(dict(label=_label(value), method="animate" if n == 1 else "skip",
+                                  args=args if n == 1 else [], value=str(i)))
+            sliders.append(dict(
+                active=self.start_index[k], steps=steps, x=0, xanchor="left", len=1.0, y=0, yanchor="top",
+                pad=dict(t=60 + _SLIDER_PX * k, b=0), currentvalue=dict(prefix=f"{self.labels[name]}: "),
+                name=name,
+            ))
+        height = (fig.layout.height or 450) + _SLIDER_PX * n
+        margin_b = (fig.layout.margin.b if fig.layout.margin.b is not None else 60) + _SLIDER_PX * n
+        fig.update_layout(
+            sliders=sliders, height=height, margin=dict(b=margin_b),
+            # The legend goes above the plot: under it are the sliders.
+            legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+            meta=dict(instrument=dict(params=list(self.grid), labels=[self.labels[p] for p in self.grid],
+                                      values=[[_label(v) for v in vals] for vals in self.grid.values()])),
+        )
+        return fig
+
+    def _ranges(self, figs, template: go.Figure) -> dict:
+        """x and y ranges that hold every frame's points (stacked bars: their totals), for the axes whose
+        range the figure leaves to plotly and whose traces are all scatter or bar traces on them."""
+        ranges = {}
+        stacked = template.layout.barmode in ("stack", "relative")
+        for axis, key in (("xaxis", "x"), ("yaxis", "y")):
+            layout_axis = template.layout[axis]
+            if layout_axis.range is not None or layout_axis.type in ("category", "multicategory", "date"):
+                continue
+            values, bars, usable = [], False, True
+            for fig in figs:
+                totals: dict = {}
+                for trace in fig.data:
+                    if (trace[key + "axis"] or key) != key:
+                        continue  # a trace of another subplot
+                    if trace.type not in ("scatter", "scattergl", "bar"):
+                        usable = False
+                        break
+                    raw = trace[key]
+                    if raw is None:
+                        continue
+                    vals = _numbers(raw)
+                    if len(vals) != len(raw):
+                        usable = False  # categories on this axis
+                        break
+                    value_axis = trace.type == "bar" and key == ("x" if trace.orientation == "h" else "y")
+                    bars = bars or value_axis
+                    if value_axis and stacked:
+                        other = trace["y" if key == "x" else "x"]
+                        positions = other if other is not None else range(len(vals))
+                        for at, v in zip(positions, vals):
+                            totals[at] = totals.get(at, 0.0) + v
+                    else:
+                        values.extend(vals)
+                values.extend(totals.values())
+                if not usable:
+                    break
+            r = _axis_range(values, layout_axis.type == "log", from_zero=bars) if usable else None
+            if r is not None:
+                ranges[axis] = r
+        return ranges
+
+    # -- the live widget ---------------------------------------------------------------------------------
+
+    def widget(self):
+        """The live view: ipywidgets controls over a plotly ``FigureWidget`` (built on first use)."""
+        if self._widget is None:
+            import ipywidgets as widgets
+
+            static = self.figure.to_dict()
+            n = len(self.grid)
+            self.figure_widget = go.FigureWidget(dict(data=static["data"], layout=static["layout"]))
+            self.figure_widget.update_layout(
+                sliders=[], height=self.figure.layout.height - _SLIDER_PX * n,
+                margin=dict(b=self.figure.layout.margin.b - _SLIDER_PX * n),
+            )
+            self.controls = {}
+            for (name, values), i in zip(self.grid.items(), self.start_index):
+                options = [(_label(v), k) for k, v in enumerate(values)]
+                common = dict(options=options, value=i, description=self.labels[name],
+                              style=dict(description_width="initial"))
+                if len(values) > 3 and len(_numbers(values)) == len(values):
+                    control = widgets.SelectionSlider(**common, continuous_update=False,
+                                                      layout=dict(width="95%"))
+                else:
+                    control = widgets.ToggleButtons(**common)
+                control.observe(self._on_change, names="value")
+                self.controls[name] = control
+            self._widget = widgets.VBox([*self.controls.values(), self.figure_widget])
+        return self._widget
+
+    def index(self) -> tuple[int, ...]:
+        """The live controls' grid point (the start point before the widget exists)."""
+        if self._widget is None:
+            return tuple(self.start_index)
+        return tuple(c.value for c in self.controls.values())
+
+    def set(self, **params) -> None:
+        """Move the live controls to ``params`` (grid values), as a reader would; redraws the figure."""
+        self.widget()
+        for name, value in params.items():
+            if name not in self.grid:
+                raise ValueError(f"{name!r} is not a parameter of this instrument: {list(self.grid)}")
+            matches = [i for i, v in enumerate(self.grid[name]) if _label(v) == _label(value)]
+            if not matches:
+                raise ValueError(f"{value!r} is not one of grid[{name!r}] = {self.grid[name]}")
+            self.controls[name].value = matches[0]
+
+    def _on_change(self, change=None) -> None:
+        fig = self._draw(self.params(self.index()))
+        layout = _frame_layout(fig)
+        for axis, r in self.ranges.items():
+            layout.setdefault(axis, {})["range"] = r
+        with self.figure_widget.batch_update():
+            for trace, data in zip(self.figure_widget.data, _trace_data(fig)):
+                trace.update(data, overwrite=True)
+            self.figure_widget.update_layout(round_floats(layout), overwrite=False)
+            self.figure_widget.layout.shapes = layout["shapes"]
+            self.figure_widget.layout.annotations = layout["annotations"]
+
+    # -- display -----------------------------------------------------------------------------------------
+
+    def _static_bundle(self) -> dict:
+        renderer = pio.renderers[pio.renderers.default]
+        if not hasattr(renderer, "to_mimebundle"):
+            renderer = pio.renderers["collab"]
+        return renderer.to_mimebundle(self.figure.to_dict())
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = self._static_bundle()
+        bundle["text/plain"] = (
+            f"Instrument over {', '.join(self.labels.values())}: {len(self.figure.frames)} frames"
+        )
+        try:
+            view = self.widget()._repr_mimebundle_()
+        except ImportError:  # no ipywidgets or anywidget: the static figure alone
+            return bundle
+        bundle.update({k: v for k, v in view.items() if k != "text/plain"})
+        return bundle
+
+
+def instrument(fn, grid: Mapping[str, Sequence], *, start: Mapping | None = None,
+               labels: Mapping[str, str] | None = None, fix_axes: bool = True,
+               max_frames: int = MAX_FRAMES) -> Instrument:
+    """Controls over ``fn``'s parameters: a live widget under a kernel, a slider figure in the static book.
+
+    Parameters
+    ----------
+    fn:
+        ``fn(**params) -> plotly Figure``, drawn by the library's functions; it is called once per grid
+        point when the instrument is made (those are the static figure's frames) and again on every move
+        of a live control. Every grid point must draw the same traces; titles may follow the parameters.
+    grid:
+        Parameter name (a keyword of ``fn``) -> the values its control offers, in order.
+    start:
+        The grid point shown first (default: each parameter's first value).
+    labels:
+        Parameter name -> what its control is called (default: the name).
+    fix_axes:
+        Hold the x and y ranges at what every frame needs, so that a move shows a change against fixed axes.
+    max_frames:
+        Most grid points allowed (:data:`MAX_FRAMES`), to keep the book's pages light.
+    """
+    return Instrument(fn, grid, start=start, labels=labels or {}, fix_axes=fix_axes, max_frames=max_frames)
+
+
+# --- predict, then reveal ------------------------------------------------------------------------------
+
+
+def _fmt(x: float) -> str:
+    """Three significant digits, written as JavaScript's ``String(Number(x.toPrecision(3)))`` writes them
+    (``instruments.js`` writes the same reveal in the static book)."""
+    v = float(f"{float(x):.3g}")
+    if v == int(v) and abs(v) < 1e21:
+        return str(int(v))
+    text = repr(v)
+    return re.sub(r"e([+-])0*(\d)", r"e\1\2", text)
+
+
+def _with_unit(text: str, unit: str) -> str:
+    return f"{text}{unit}" if unit in ("", "×", "%") else f"{text} {unit}"
+
+
+def reveal_text(guess, measured, unit: str = "", choices: Sequence[str] | None = None) -> str:
+    """What the reveal says: the guess beside the measured value, and how far off it was.
+
+    A number is off by a percentage when within a factor of 2 and by a factor beyond that; a choice is
+    right or not. The static book's ``instruments.js`` computes the same sentence in the reader's browser
+    (the browser test compares the two).
+    """
+    if choices is not None:
+        if guess == measured:
+            return f"You chose {guess}: that is what this run measured."
+        return f"You chose {guess}; this run measured {measured}."
+    g, m = _with_unit(_fmt(guess), unit), _with_unit(_fmt(measured), unit)
+    head = f"You predicted {g}; this run measured {m}"
+    if guess == measured:
+        return f"{head}: exactly right."
+    if measured != 0 and guess / measured > 0:
+        r = guess / measured
+        if r >= 2:
+            off = f"{_fmt(r)}× too high"
+        elif r > 1:
+            off = f"{_fmt((r - 1) * 100)}% too high"
+        elif r > 0.5:
+            off = f"{_fmt((1 - r) * 100)}% too low"
+        else:
+            off = f"{_fmt(1 / r)}× too low"
+    else:
+        off = f"off by {_with_unit(_fmt(abs(guess - measured)), unit)}"
+    return f"{head}: {off}."
+
+
+class Prediction:
+    """A guess the learner commits before the lab shows the answer; made by :func:`predict`.
+
+    Under a kernel: a number field (or a choice) and a button that locks the guess and reveals the
+    measured value beside it. In the static book: the same form, which the book's ``instruments.js``
+    makes work without a kernel. :attr:`guess` holds the locked guess (None before).
+    """
+
+    def __init__(self, question: str, measured, unit: str, choices: Sequence[str] | None):
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("question must be a non-empty string")
+        if choices is not None:
+            choices = [str(c) for c in choices]
+            if len(choices) < 2 or len(set(choices)) != len(choices):
+                raise ValueError(f"choices must be at least two distinct options, got {choices}")
+            if str(measured) not in choices:
+                raise ValueError(f"the measured answer {measured!r} is not one of the choices {choices}")
+            measured = str(measured)
+        else:
+            if isinstance(measured, bool) or not _numbers([measured]) or not math.isfinite(float(measured)):
+                raise ValueError(f"measured must be a finite number (or pass choices), got {measured!r}")
+            measured = float(measured)
+        self.question, self.measured, self.unit, self.choices = question, measured, unit, choices
+        self.guess = None
+        self._widget = None
+
+    def reveal(self, guess) -> str:
+        """Lock ``guess`` in and return what the reveal says (what the button does)."""
+        if self.guess is not None:
+            raise RuntimeError(f"the guess is already locked in: {self.guess}")
+        if self.choices is not None:
+            if guess not in self.choices:
+                raise ValueError(f"{guess!r} is not one of {self.choices}")
+        elif isinstance(guess, bool) or not _numbers([guess]) or not math.isfinite(float(guess)):
+            raise ValueError(f"a guess must be a finite number, got {guess!r}")
+        self.guess = guess if self.choices is not None else float(guess)
+        return reveal_text(self.guess, self.measured, self.unit, self.choices)
+
+    def widget(self):
+        if self._widget is None:
+            import ipywidgets as widgets
+
+            if self.choices is None:
+                field = widgets.Text(value="", description="Your guess", placeholder=self.unit or "a number",
+                                     style=dict(description_width="initial"))
+            else:
+                field = widgets.Dropdown(options=self.choices, value=None, description="Your guess",
+                                         style=dict(description_width="initial"))
+            button = widgets.Button(description="Lock in and reveal", button_style="primary")
+            result = widgets.HTML()
+
+            def click(_):
+                value = field.value
+                if self.choices is None:
+                    try:
+                        value = float(str(value).strip().replace(",", ""))
+                    except ValueError:
+                        value = None
+                if value is None or (self.choices is None and not math.isfinite(value)):
+                    result.value = "<em>Enter a guess first: the reveal shows it beside the measured value.</em>"
+                    return
+                result.value = f"<strong>{_escape(self.reveal(value))}</strong>"
+                field.disabled = button.disabled = True
+
+            button.on_click(click)
+            self.field, self.button, self.result = field, button, result
+            label = widgets.HTML(f"<strong>Predict.</strong> {_escape(self.question)}")
+            self._widget = widgets.VBox([label, widgets.HBox([field, button]), result])
+        return self._widget
+
+    def html(self) -> str:
+        """The static form (what the book shows): works with the book's ``instruments.js``, and without it
+        still hides the answer behind a "reveal" the reader opens."""
+        if self.choices is None:
+            data = f'data-kind="number" data-measured="{self.measured!r}"'
+            field = '<input type="number" step="any" class="collab-predict-guess" aria-label="your guess">'
+            shown = _with_unit(_fmt(self.measured), self.unit)
+        else:
+            data = f'data-kind="choice" data-measured="{_escape(self.measured)}"'
+            options = "".join(f"<option>{_escape(c)}</option>" for c in self.choices)
+            field = ('<select class="collab-predict-guess" aria-label="your guess">'
+                     f'<option value="" selected></option>{options}</select>')
+            shown = _escape(self.measured)
+        unit = f" {_escape(self.unit)}" if self.unit else ""
+        return (
+            f'<div class="collab-predict" {data} data-unit="{_escape(self.unit)}">'
+            f"<p><strong>Predict.</strong> {_escape(self.question)}</p>"
+            f"<p><label>Your guess: {field}{unit}</label></p>"
+            '<details class="collab-predict-reveal"><summary>Lock in and reveal</summary>'
+            f'<p class="collab-predict-result">This run measured {shown}.</p></details></div>'
+        )
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = {"text/html": self.html(), "text/plain": f"Predict: {self.question}"}
+        try:
+            view = self.widget()._repr_mimebundle_()
+        except ImportError:
+            return bundle
+        bundle.update({k: v for k, v in view.items() if k != "text/plain"})
+        return bundle
+
+
+def _escape(text: str) -> str:
+    from html import escape
+
+    return escape(str(text), quote=True)
+
+
+def predict(question: str, measured, *, unit: str = "", choices: Sequence[str] | None = None) -> Prediction:
+    """Ask the learner to commit a guess, then reveal ``measured`` (computed by the library) beside it.
+
+    Parameters
+    ----------
+    question:
+        What to predict, as a sentence.
+    measured:
+        The library's value: a number, or one of ``choices``.
+    unit:
+        Written after numbers ("ms", "×", "%").
+    choices:
+        The options of a multiple-choice prediction (default: a number).
+    """
+    return Prediction(question, measured, unit, choices)

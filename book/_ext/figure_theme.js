@@ -17,6 +17,11 @@
       update[a + ".zerolinecolor"] = DARK.line;
       update[a + ".linecolor"] = DARK.line;
     }
+    // An instrument's sliders (collab_lib.viz.instrument): labels and current value in the page's text colour.
+    (div.layout.sliders || []).forEach((_, i) => {
+      update[`sliders[${i}].font.color`] = DARK.font;
+      update[`sliders[${i}].currentvalue.font.color`] = DARK.font;
+    });
     return update;
   }
 
@@ -29,7 +34,7 @@
   }
 
   function get(layout, path) {
-    return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), layout);
+    return path.replace(/\[(\d+)\]/g, ".$1").split(".").reduce((o, k) => (o == null ? undefined : o[k]), layout);
   }
 
   function apply() {
