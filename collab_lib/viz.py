@@ -308,7 +308,7 @@ class Instrument:
     * under a kernel with ipywidgets (JupyterLab, Colab, Binder): one control per parameter above a plotly
       ``FigureWidget``; moving a control calls the function again and updates the figure in place;
     * anywhere else, and in the static book: the same figure with one slider per parameter, whose frames
-      (one per grid point, :attr:`figure`'s ``frames``) the library computed when the cell ran.
+      (one per grid point, the ``frames`` of its ``figure``) the library computed when the cell ran.
 
     The notebook stores both; the stored copy of a lab keeps only the static figure
     (``tests/strip_widgets.py``), which is what the book shows and what nbval compares.
@@ -410,7 +410,8 @@ class Instrument:
                 steps.append(dict(label=_label(value), method="animate" if n == 1 else "skip",
                                   args=args if n == 1 else [], value=str(i)))
             sliders.append(dict(
-                active=self.start_index[k], steps=steps, x=0, xanchor="left", len=1.0, y=0, yanchor="top",
+                # Inset, so that the end labels (centred on their ticks) stay inside the figure.
+                active=self.start_index[k], steps=steps, x=0.06, xanchor="left", len=0.88, y=0, yanchor="top",
                 pad=dict(t=60 + _SLIDER_PX * k, b=0), currentvalue=dict(prefix=f"{self.labels[name]}: "),
                 name=name,
             ))
@@ -477,8 +478,9 @@ class Instrument:
             static = self.figure.to_dict()
             n = len(self.grid)
             self.figure_widget = go.FigureWidget(dict(data=static["data"], layout=static["layout"]))
+            self.figure_widget.layout.sliders = ()
             self.figure_widget.update_layout(
-                sliders=[], height=self.figure.layout.height - _SLIDER_PX * n,
+                height=self.figure.layout.height - _SLIDER_PX * n,
                 margin=dict(b=self.figure.layout.margin.b - _SLIDER_PX * n),
             )
             self.controls = {}
@@ -518,12 +520,15 @@ class Instrument:
         layout = _frame_layout(fig)
         for axis, r in self.ranges.items():
             layout.setdefault(axis, {})["range"] = r
-        with self.figure_widget.batch_update():
-            for trace, data in zip(self.figure_widget.data, _trace_data(fig)):
-                trace.update(data, overwrite=True)
-            self.figure_widget.update_layout(round_floats(layout), overwrite=False)
-            self.figure_widget.layout.shapes = layout["shapes"]
-            self.figure_widget.layout.annotations = layout["annotations"]
+        fw = self.figure_widget
+        shapes, annotations = layout.pop("shapes"), layout.pop("annotations")
+        with fw.batch_update():
+            for trace, data in zip(fw.data, _trace_data(fig)):
+                trace.update(round_floats(data), overwrite=True)
+            fw.update_layout(round_floats(layout), overwrite=False)
+        # Whole lists, outside the batch (plotly.py cannot batch a change in their length).
+        fw.layout.shapes = round_floats(shapes)
+        fw.layout.annotations = round_floats(annotations)
 
     # -- display -----------------------------------------------------------------------------------------
 
@@ -623,7 +628,7 @@ class Prediction:
 
     Under a kernel: a number field (or a choice) and a button that locks the guess and reveals the
     measured value beside it. In the static book: the same form, which the book's ``instruments.js``
-    makes work without a kernel. :attr:`guess` holds the locked guess (None before).
+    makes work without a kernel. Its ``guess`` holds the locked guess (None before).
     """
 
     def __init__(self, question: str, measured, unit: str, choices: Sequence[str] | None):

@@ -327,3 +327,92 @@ def test_figures_follow_dark_mode_and_come_back(site, browser):
     page.wait_for_timeout(500)
     assert page.evaluate(state) == light, "light mode did not restore the figures' own layout"
     page.close()
+
+
+# --- instruments (collab_lib.viz.instrument, viz.predict; book/_ext/instruments.js) ----------------------
+
+TRADEOFF = "labs/01_introduction/tradeoff.html"
+
+
+def _tradeoff_latencies_ms(rtt_ms: float, width: int, device: str) -> dict[str, list[float]]:
+    """The trade-off lab's three curves, computed here from the library with the lab's stated assumptions
+    (Wi-Fi with the given round trip, a symmetric link swept over 1-1,000 Mbit/s, 8-bit frames, 30 % of the
+    roofline on both sides, an A100 in the cloud)."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from collab_lib.hardware import get_device, get_link, profile_model
+    from collab_lib.models import vision_cnn
+    from collab_lib.system import best_split, split_latencies
+
+    with torch.device("meta"):
+        layers = profile_model(vision_cnn(width=width), torch.empty(1, 3, 224, 224))
+    curves = {"device only": [], "cloud only": [], "best cut": []}
+    for mbps in np.logspace(0, 3, 61):
+        link = dataclasses.replace(get_link("wifi"), rtt_s=rtt_ms / 1e3, uplink_bits_per_s=mbps * 1e6,
+                                   downlink_bits_per_s=mbps * 1e6)
+        cuts = split_latencies(layers, get_device(device), get_device("a100-sxm"), link, input_bytes=3 * 224 * 224,
+                               device_efficiency=0.3, cloud_efficiency=0.3)
+        curves["device only"].append(cuts[-1].total_s * 1e3)
+        curves["cloud only"].append(cuts[0].total_s * 1e3)
+        curves["best cut"].append(best_split(cuts).total_s * 1e3)
+    return curves
+
+
+_INSTRUMENT = "Array.from(document.querySelectorAll('.plotly-graph-div')).find(d => d.layout?.meta?.instrument)"
+
+
+def test_moving_an_instruments_sliders_shows_the_librarys_values(site, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site}/{TRADEOFF}", wait_until="load")
+    page.wait_for_function(f"() => {_INSTRUMENT}?._collabInstrument", timeout=15_000)
+    meta = page.evaluate(f"() => {_INSTRUMENT}.layout.meta.instrument")
+    assert meta["params"] == ["rtt_ms", "width", "device"]
+    frames = page.evaluate(f"() => {_INSTRUMENT}._transitionData._frames.length")
+    assert frames == 4 * 3 * 2, "one frame per grid point"
+    figure = page.locator(".plotly-graph-div", has=page.locator(".slider-container")).first
+    figure.scroll_into_view_if_needed()
+    rails = figure.locator(".slider-container .slider-rail-touch-rect")
+    assert rails.count() == 3
+    for slider, at in ((0, 0.999), (2, 0.999), (1, 0.0)):  # 50 ms, the Raspberry Pi, width 64: as a reader clicks
+        box = rails.nth(slider).bounding_box()
+        page.mouse.click(box["x"] + box["width"] * at, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(300)
+    shown = page.evaluate(f"""() => {{ const d = {_INSTRUMENT};
+        return {{title: d.layout.title.text, traces: d.data.map(t => [t.name, Array.from(t.y)])}}; }}""")
+    page.close()
+    assert shown["title"] == "Raspberry Pi 5 (8 GB), width 64, round trip 50 ms"
+    want = _tradeoff_latencies_ms(50, 64, "raspberry-pi-5")
+    for name, y in shown["traces"]:
+        assert y == pytest.approx(want[name], rel=1e-5), name  # the figure keeps 6 significant digits
+
+
+def test_a_prediction_stays_locked_until_a_guess_and_reveals_the_librarys_value(site, browser):
+    from collab_lib import viz
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site}/{TRADEOFF}", wait_until="load")
+    box = page.locator(".collab-predict").first
+    page.wait_for_function("() => document.querySelector('.collab-predict')._collabPredict", timeout=15_000)
+    box.locator("summary").click()
+    assert not box.evaluate("e => e.querySelector('details').open"), "the reveal opened without a guess"
+    box.locator("input").fill("10")
+    box.locator("summary").click()
+    result = box.locator(".collab-predict-result").text_content()
+    locked = box.locator("input").is_disabled()
+    # The JavaScript sentence against the Python one, over cases that take every branch.
+    cases = [(2, 50, "×"), (100, 40, "ms"), (13, 10, "ms"), (8, 10, ""), (10, 10, "%"), (-1, 2, "s"),
+             (0.1234, 0.0005, ""), (1234567, 3, "")]
+    js = page.evaluate("cases => cases.map(([g, m, u]) => window.collabRevealText(g, m, u, 'number'))", cases)
+    choice = page.evaluate("() => [window.collabRevealText('a', 'b', '', 'choice'), "
+                           "window.collabRevealText('a', 'a', '', 'choice')]")
+    page.close()
+    curves = _tradeoff_latencies_ms(20, 256, "snapdragon-8-gen-3")  # Wi-Fi's own 20 ms round trip
+    mbps = __import__("numpy").logspace(0, 3, 61)
+    device_wins = max(m for m, *ys in zip(mbps, *curves.values()) if ys[0] <= min(ys))
+    assert result == viz.reveal_text(10, round(float(device_wins), 1), "Mbit/s")
+    assert locked, "the guess was not locked in"
+    assert js == [viz.reveal_text(*case) for case in cases]
+    assert choice == [viz.reveal_text("a", "b", choices=["a", "b"]), viz.reveal_text("a", "a", choices=["a", "b"])]

@@ -97,7 +97,7 @@ def test_live_widget_redraws_in_place_with_the_functions_values():
     inst.set(a=3, b=1.0)
     assert inst.figure_widget is fw  # the same figure, updated
     assert list(fw.data[0].y) == [3 * x for x in X] and list(fw.data[1].y) == [x * x for x in X]
-    assert fw.layout.title.text == "a = 3, b = 1.0"
+    assert fw.layout.title.text == "a = 3, b = 1.0" and fw.layout.sliders == ()
     assert list(fw.layout.yaxis.range) == list(inst.figure.layout.yaxis.range)
     assert inst.index() == (2, 1)
     with pytest.raises(ValueError, match="not one of"):
@@ -208,3 +208,21 @@ def test_strip_widgets_keeps_the_static_outputs():
     assert nb == {"metadata": {}, "cells": [{"cell_type": "code", "outputs": [
         {"output_type": "display_data", "data": {"text/html": "<div>"}}]}]}
     assert strip(json.loads(json.dumps(nb))) is False
+
+
+def test_live_widget_follows_shapes_and_annotations_that_change_in_number():
+    pytest.importorskip("ipywidgets")
+    x = np.array([1.0, 10, 100])
+
+    def regions(a):
+        fig = viz.line_figure(x, {"y": a * x}, title=f"a = {a}", x_title="x", y_title="y", log_x=True)
+        where = ["device", "split", "cloud"] if a < 2 else ["device"] * 3
+        return viz.shade_regions(fig, x, where, viz.WHERE_COLORS)
+
+    inst = viz.instrument(regions, {"a": [1, 3]})
+    inst.widget()
+    assert len(inst.figure_widget.layout.shapes) == 3
+    inst.set(a=3)
+    assert len(inst.figure_widget.layout.shapes) == 1 and len(inst.figure_widget.layout.annotations) == 1
+    assert [a.text for a in inst.figure_widget.layout.annotations] == ["device"]
+    assert len(frame(inst, "1").layout.shapes) == 1  # the static frame says the same

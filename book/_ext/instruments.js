@@ -9,8 +9,15 @@
     const meta = div.layout && div.layout.meta && div.layout.meta.instrument;
     if (!meta || meta.params.length < 2 || div._collabInstrument) return;
     div._collabInstrument = true;
-    div.on("plotly_sliderchange", () => {
-      const index = div._fullLayout.sliders.map((s) => s.active);
+    // The grid point shown; each slider's name is its parameter, each step's value its position.
+    const index = meta.params.map((name) => {
+      const slider = (div.layout.sliders || []).find((s) => s.name === name);
+      return slider && slider.active ? slider.active : 0;
+    });
+    div.on("plotly_sliderchange", (event) => {
+      const k = meta.params.indexOf(event.slider.name);
+      if (k < 0) return;
+      index[k] = Number(event.step.value);
       window.Plotly.animate(div, [index.join(",")], NOW);
     });
   }
