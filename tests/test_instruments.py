@@ -226,3 +226,12 @@ def test_live_widget_follows_shapes_and_annotations_that_change_in_number():
     assert len(inst.figure_widget.layout.shapes) == 1 and len(inst.figure_widget.layout.annotations) == 1
     assert [a.text for a in inst.figure_widget.layout.annotations] == ["device"]
     assert len(frame(inst, "1").layout.shapes) == 1  # the static frame says the same
+
+
+def test_frames_of_traces_with_properties_only_their_type_has():
+    def patterned(k):
+        return go.Figure([go.Bar(x=[0, 1], y=[k, 1], name="a", marker_pattern_shape="/")])
+
+    inst = viz.instrument(patterned, {"k": [1, 2]})
+    assert [list(f.data[0].y) for f in inst.figure.frames] == [[1, 1], [2, 1]]
+    assert inst.figure.frames[0].data[0].marker.pattern.shape == "/"
