@@ -15,6 +15,7 @@ from collab_lib.parameter_based.compress import (
     prune_smallest,
     quantize_nearest,
     quantized_bytes,
+    relative_error,
     sparse_bytes,
     stochastic_quantize,
     top_k,
@@ -50,6 +51,22 @@ def test_top_k_keeps_the_k_largest_magnitudes():
     assert torch.equal(top_k(x, 2), torch.tensor([[0.0, -5.0, 0.0], [0.0, 0.0, 4.0]]))
     assert torch.equal(top_k(x, 0), torch.zeros_like(x))
     assert torch.equal(prune_smallest(x, 0.5), top_k(x, 3))
+
+
+def test_relative_error_by_hand():
+    delta = {"w": torch.tensor([[3.0, 0.0], [0.0, 0.0]]), "b": torch.tensor([4.0])}
+    # Top-1 keeps the 4 and drops the 3: ||(3, 0, 0, 0, 0)|| / ||(3, 0, 0, 0, 4)|| = 3 / 5.
+    assert relative_error({"w": torch.zeros(2, 2), "b": torch.tensor([4.0])}, delta) == pytest.approx(0.6)
+    assert relative_error(delta, delta) == 0.0
+    assert relative_error({n: torch.zeros_like(d) for n, d in delta.items()}, delta) == pytest.approx(1.0)
+    # The Compressor's top-20% of the five values keeps one of them, the 4.
+    one_client = {n: d[None] for n, d in delta.items()}  # (1, *shape): a batch of one client
+    sent, _ = Compressor(CompressionConfig(up_top_fraction=0.2)).uplink(0, np.array([0]), one_client)
+    assert relative_error({n: s[0] for n, s in sent.items()}, delta) == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="all-zero"):
+        relative_error({"b": torch.zeros(1)}, {"b": torch.zeros(1)})
+    with pytest.raises(ValueError, match="tensors"):
+        relative_error({"w": delta["w"]}, delta)
 
 
 def test_error_feedback_reproduces_the_hand_worked_sequence():

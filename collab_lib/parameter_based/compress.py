@@ -20,6 +20,8 @@ each tensor's weights set to zero, sent as (value, index) pairs) and/or quantize
 and quantization stages (Han, Mao and Dally, ICLR 2016, arXiv:1510.00149), without its retraining or
 Huffman coding.
 
+:func:`relative_error` measures what a compressor loses of one update, ||C(Δ) - Δ|| / ||Δ||.
+
 :class:`Compressor` implements :class:`~collab_lib.parameter_based.federated.Codec`: pass it to
 :func:`~collab_lib.parameter_based.federated.federate` as ``codec=``; bytes on the wire then appear per round in
 ``history.bytes_up`` and ``history.bytes_down``.
@@ -90,6 +92,18 @@ def top_k(x: torch.Tensor, k: int) -> torch.Tensor:
 def sparse_bytes(nonzeros: int, value_bytes: float = FLOAT32_BYTES) -> int:
     """(value, index) pairs: nonzeros * (value_bytes + 4)."""
     return math.ceil(nonzeros * (value_bytes + INDEX_BYTES))
+
+
+def relative_error(received: Params, delta: Params) -> float:
+    """How far what the server received is from the update: ||C(Δ) - Δ||_2 / ||Δ||_2, with every tensor's
+    entries taken together (0: sent exactly; 1: as far off as sending nothing)."""
+    if received.keys() != delta.keys():
+        raise ValueError(f"received has tensors {sorted(received)}, the update {sorted(delta)}")
+    err = sum(float(((received[n] - d) ** 2).sum()) for n, d in delta.items())
+    norm = sum(float((d ** 2).sum()) for d in delta.values())
+    if norm == 0:
+        raise ValueError("the relative error of an all-zero update is undefined")
+    return math.sqrt(err / norm)
 
 
 def prune_smallest(x: torch.Tensor, fraction: float) -> torch.Tensor:
