@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from collab_lib.data_based.distill import soft_target_loss
 from collab_lib.feature_based.logit_exchange import (
     FDConfig,
+    compressed_logit_bytes_per_round,
     consensus,
     logit_bytes_per_round,
 )
@@ -52,6 +53,22 @@ def test_digest_loss_equals_the_copy_it_replaced(seed):
 
 def test_bytes_by_hand():
     assert logit_bytes_per_round(500, 10) == 2 * 500 * 10 * 4
+
+
+def test_compressed_bytes_by_hand():
+    # All ten float32 logits: no indices, the uncompressed payload.
+    assert compressed_logit_bytes_per_round(500, 10, 10, 32) == logit_bytes_per_round(500, 10)
+    # Top 3 at 8 bits, each with a 4-bit class id (10 classes): 500 * 3 * 12 bits = 2,250 bytes each way.
+    assert compressed_logit_bytes_per_round(500, 10, 3, 8) == 2 * 2250
+    # Rounded up to whole bytes each way: 3 samples * 1 * (4 + 4) bits = 3 bytes; 1 * 1 * 5 bits -> 1 byte.
+    assert compressed_logit_bytes_per_round(3, 16, 1, 4) == 2 * 3
+    assert compressed_logit_bytes_per_round(1, 2, 1, 4) == 2 * 1
+    # 100 classes need 7-bit ids: 7 * 2 * (16 + 7) bits = 322 bits -> 41 bytes each way.
+    assert compressed_logit_bytes_per_round(7, 100, 2, 16) == 2 * 41
+    with pytest.raises(ValueError, match="top_k"):
+        compressed_logit_bytes_per_round(5, 10, 11, 8)
+    with pytest.raises(ValueError, match="value_bits"):
+        compressed_logit_bytes_per_round(5, 10, 2, 0)
 
 
 @pytest.mark.parametrize("call, name", [

@@ -25,6 +25,7 @@ Departures, labelled:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,25 @@ def logit_bytes_per_round(n_public: int, num_classes: int, bytes_per_value: int 
     for name, v in (("n_public", n_public), ("num_classes", num_classes), ("bytes_per_value", bytes_per_value)):
         positive_int(name, v)
     return 2 * n_public * num_classes * bytes_per_value
+
+
+def compressed_logit_bytes_per_round(n_public: int, num_classes: int, top_k: int, value_bits: int) -> int:
+    """One device's payload per round when each public sample travels as its ``top_k`` largest logits at
+    ``value_bits`` bits each, both ways (logits up, consensus down).
+
+    Below ``top_k = C`` every value also needs its class index, ceil(log2 C) bits; each direction is
+    rounded up to whole bytes: 2 ceil(N_pub k (b + ceil(log2 C)) / 8). At ``top_k = C`` and 32 bits this is
+    :func:`logit_bytes_per_round`. (Compressing the exchange is not in FedMD; the ids-plus-values encoding is
+    the usual sparse format.)
+    """
+    for name, v in (("n_public", n_public), ("num_classes", num_classes), ("top_k", top_k),
+                    ("value_bits", value_bits)):
+        positive_int(name, v)
+    if top_k > num_classes:
+        raise ValueError(f"top_k must be at most num_classes = {num_classes}, got {top_k}")
+    index_bits = math.ceil(math.log2(num_classes)) if top_k < num_classes else 0
+    bits_one_way = n_public * top_k * (value_bits + index_bits)
+    return 2 * -(-bits_one_way // 8)
 
 
 def consensus(logits: Sequence[torch.Tensor], weights: Sequence[float] | None = None) -> torch.Tensor:
