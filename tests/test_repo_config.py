@@ -227,3 +227,34 @@ def test_method_packages_hold_methods_and_every_check_lives_in_exercises():
         checks = [n for n, obj in vars(module).items() if n.startswith("check_") and inspect.isfunction(obj)
                   and obj.__module__ == module.__name__]
         assert not checks, f"{info.name} defines lab checks {checks}: they belong in collab_lib.exercises"
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_lab_has_an_instrument_stored_as_a_slider_figure_without_widget_views(lab):
+    """Every lab has at least one instrument (collab_lib.viz.instrument), stored executed as its static figure:
+    a plotly figure with sliders and one frame per grid point, and no widget view (a pointer to a kernel's
+    model, which opens as "model not found"; scripts/strip_widgets.py) and no saved widget state. No lab
+    writes widget plumbing of its own."""
+    from scripts.strip_widgets import WIDGET_VIEW
+
+    nb = json.loads(lab.read_text())
+    assert "widgets" not in nb.get("metadata", {}), "saved widget state: run scripts/strip_widgets.py"
+    instruments = 0
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        src = "".join(cell["source"])
+        assert not re.search(r"\bipywidgets\b|FigureWidget", src), "a lab's controls go through viz.instrument"
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            assert WIDGET_VIEW not in data, "a stored widget view: run scripts/strip_widgets.py"
+            fig = data.get("application/vnd.plotly.v1+json")
+            if fig and "instrument" in (fig.get("layout", {}).get("meta") or {}):
+                meta = fig["layout"]["meta"]["instrument"]
+                grid = 1
+                for values in meta["values"]:
+                    grid *= len(values)
+                assert len(fig["frames"]) == grid, "one frame per grid point"
+                assert len(fig["layout"]["sliders"]) == len(meta["params"]), "one slider per parameter"
+                instruments += 1
+    assert instruments >= 1, "no instrument: give the lab's key parameters controls with viz.instrument"
