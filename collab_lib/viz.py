@@ -393,14 +393,10 @@ class Instrument:
             layout = _frame_layout(drawn_fig)
             for axis, r in self.ranges.items():
                 layout.setdefault(axis, {})["range"] = r
-            data = _trace_data(drawn_fig)
-            try:
-                frame = go.Frame(name=_frame_name(index), data=data, traces=list(range(len(shape))), layout=layout)
-            except ValueError:
-                # plotly.py validates a frame's untyped trace as a scatter trace, which refuses properties only
-                # other types have (a bar's marker.pattern): those frames keep their traces' types.
-                data = [dict(d, type=t.type) for d, t in zip(data, drawn_fig.data)]
-                frame = go.Frame(name=_frame_name(index), data=data, traces=list(range(len(shape))), layout=layout)
+            # A frame's trace without a type is a scatter trace to plotly.js: a bar would be redrawn as a line.
+            data = [d if t.type == "scatter" else dict(d, type=t.type)
+                    for d, t in zip(_trace_data(drawn_fig), drawn_fig.data)]
+            frame = go.Frame(name=_frame_name(index), data=data, traces=list(range(len(shape))), layout=layout)
             frames.append(frame)
         fig.frames = frames
         n = len(self.grid)

@@ -234,4 +234,7 @@ def test_frames_of_traces_with_properties_only_their_type_has():
 
     inst = viz.instrument(patterned, {"k": [1, 2]})
     assert [list(f.data[0].y) for f in inst.figure.frames] == [[1, 1], [2, 1]]
+    # plotly.js draws a frame's untyped trace as a scatter: a bar must say it is one, or it becomes a line.
+    assert [f.data[0].type for f in inst.figure.frames] == ["bar", "bar"]
+    assert viz.instrument(tokens, {"gamma": [1]}).figure.frames[0].data[0].type == "scatter"
     assert inst.figure.frames[0].data[0].marker.pattern.shape == "/"
