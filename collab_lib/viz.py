@@ -113,6 +113,13 @@ def _register() -> None:
     pio.templates.default = "plotly_white+collab"
     pio.renderers["collab"] = CollabRenderer()
     pio.renderers.default = "colab" if "google.colab" in sys.modules else "collab"
+    if "google.colab" in sys.modules:  # Colab draws third-party widgets (plotly's FigureWidget) once asked to
+        try:
+            from google.colab import output
+
+            output.enable_custom_widget_manager()
+        except (ImportError, AttributeError):
+            pass
 
 
 _register()
