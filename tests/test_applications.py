@@ -89,6 +89,47 @@ def test_simulate_feed_expected_clicks_by_hand():
         assert out.impressions[k] == len(r)
 
 
+def test_simulate_feed_pages_by_hand():
+    # The cloud sends the first `candidates` logged items and the feed shows `slots` of them. Zero weights
+    # keep the logged order, so a page of 3 slots shows the first 3 logged items whatever the pool: the
+    # same sums of click probabilities as the whole-session test above, cut at 3.
+    cfg = RecsysConfig(num_users=5, num_items=20, num_categories=3, sessions_per_user=2,
+                       impressions_per_session=6.0, drift=0.0, noise=0.0)
+    d = generate(cfg, seed=1)
+    h = np.zeros(d.num_impressions, dtype=bool)
+    h[:5] = True
+    st = reranking.long_term_stats(d, h)
+    sessions = np.array([0, 3, 7])
+    zero = np.zeros(len(reranking.FEATURES) + 1)
+    whole = reranking.simulate_feed(d, sessions, st, zero, 0.0, seed=0)
+    same = reranking.simulate_feed(d, sessions, st, zero, 0.0, seed=0, candidates=1000)
+    np.testing.assert_array_equal(whole.expected_clicks, same.expected_clicks)
+    for candidates in (3, 5):
+        page = reranking.simulate_feed(d, sessions, st, zero, 0.0, seed=0, candidates=candidates, slots=3)
+        for k, s in enumerate(sessions):
+            r = np.flatnonzero(d.session_id.numpy() == s)[:3]
+            u = int(d.user_id[r[0]])
+            p = click_probability(d.user_interest[u, d.category_id[r]], d.item_quality[d.item_id[r]] +
+                                  d.user_propensity[u], torch.arange(len(r)), cfg)
+            assert math.isclose(page.expected_clicks[k], float(p.sum()), rel_tol=1e-6)
+            assert page.impressions[k] == len(r)
+    # An oracle with a larger pool for the same slots picks each slot from more candidates.
+    oracle = [reranking.simulate_feed(d, sessions, st, None, 0.0, seed=0, candidates=c, slots=2).expected_clicks
+              for c in (2, 6)]
+    assert oracle[1].sum() >= oracle[0].sum()
+    for bad, match in [(dict(candidates=0), "candidates"), (dict(slots=True), "slots"),
+                       (dict(candidates=2, slots=3), "slots must be <= candidates")]:
+        with pytest.raises(ValueError, match=match):
+            reranking.simulate_feed(d, sessions, st, zero, 0.0, seed=0, **bad)
+
+
+def test_page_bytes_by_hand():
+    assert reranking.page_bytes(24) == 24 * (8 + 4 + 4 + 4) == 480
+    assert reranking.page_bytes(0) == 0
+    with pytest.raises(ValueError, match="candidates"):
+        reranking.page_bytes(-1)
+
+
 def test_oracle_beats_logged_order_and_gain_definition(data):
     h = data.timestamp_s.numpy() < data.config.horizon_s / 2
     st = reranking.long_term_stats(data, h)

@@ -82,6 +82,36 @@ def test_pipelines_cloud_capacity_and_accounting():
     assert math.isclose(dev.device_compute_w, costs.compute_j_per_frame())  # one extractor pass per second
 
 
+def test_first_detection_against_a_loop():
+    st = ls.generate_streams(CFG, seed=5)
+    det = np.random.default_rng(1).uniform(size=st.label.shape) < 0.15
+    want = []
+    for s, a, b in st.intervals:  # the first hit inside [a, b), by brute force
+        hits = [t for t in range(a, b) if det[s, t]]
+        want.append(hits[0] - a if hits else np.nan)
+    got = ls.first_detection_s(st.intervals, det)
+    assert np.isnan(got).any() and not np.isnan(got).all()
+    np.testing.assert_array_equal(got, want)
+    assert ls.first_detection_s(np.zeros((0, 3), dtype=np.int64), det).shape == (0,)
+
+
+def test_confirm_flagged_is_run_device_first_and_takes_prefixes():
+    st = ls.generate_streams(CFG, seed=3)
+    costs = ls.PipelineCosts()
+    det = ls.fit_device_detector(ls.generate_streams(CFG, seed=9), dims=4, false_alarm=0.05)
+    flagged, cloud = det.flag(st.frames), ls.cloud_detector(CFG)(st.frames)
+    for capacity in (0.3, 50.0):  # the budget binds, then not
+        assert ls.confirm_flagged(st, flagged, cloud, capacity, costs, seed=2) == \
+            ls.run_device_first(st, CFG, det, capacity, costs, seed=2)
+    # The first S rows of the flags are the flags of the first S streams.
+    S = 2
+    first = ls.Streams(st.frames[:S], st.label[:S], st.intervals[st.intervals[:, 0] < S])
+    assert ls.confirm_flagged(first, flagged[:S], cloud[:S], 0.3, costs, seed=2) == \
+        ls.run_device_first(first, CFG, det, 0.3, costs, seed=2)
+    with pytest.raises(ValueError, match="cloud_flags"):
+        ls.confirm_flagged(st, flagged, cloud[:S], 0.3, costs, seed=2)
+
+
 def test_check_coverage_right_wrong_none():
     def wrong(intervals, detected):  # includes the end frame
         return float(np.mean([detected[s, a:b + 1].any() for s, a, b in intervals]))
@@ -101,6 +131,8 @@ def test_check_coverage_right_wrong_none():
     (lambda: ls.coverage(np.zeros((2, 2)), np.zeros((1, 3))), "intervals"),
     (lambda: ls.cloud_detector(CFG, false_alarm=1.5), "false_alarm"),
     (lambda: ls.PipelineCosts(frame_bytes=-1), "frame_bytes"),
+    (lambda: ls.confirm_flagged(ls.generate_streams(CFG, seed=0), np.zeros((6, 200), bool), np.zeros((6, 200), bool),
+                                0.0, ls.PipelineCosts(), seed=0), "capacity_fps"),
 ])
 def test_bad_inputs_name_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):

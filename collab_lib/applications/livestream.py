@@ -10,7 +10,8 @@ them. This module shows the budget argument behind it on synthetic streams:
   streams at one frame per second it visits each stream every ``S / capacity_fps`` seconds
   (:func:`cloud_sample_mask`), so coverage falls once ``S`` exceeds the capacity.
 * :func:`run_device_first`: a small on-device detector (:func:`fit_device_detector`) scores every frame;
-  only flagged frames are uploaded, and the cloud confirms them with its own detector.
+  only flagged frames are uploaded, and the cloud confirms them with its own detector
+  (:func:`confirm_flagged` is the cloud's half, for sweeps that reuse the flags).
 * :func:`coverage` is the share of true highlights with at least one confirmed frame inside.
 
 Stand-ins, labelled (not from the paper): the 16 features stand for what a model extracts from a frame;
@@ -24,6 +25,7 @@ for the live stream (no promotion or tail).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -130,12 +132,16 @@ def coverage(intervals: np.ndarray, detected: np.ndarray) -> float:
 
 def first_detection_s(intervals: np.ndarray, detected: np.ndarray) -> np.ndarray:
     """(K,) seconds from each interval's start to its first True frame; nan where none."""
-    out = np.full(len(intervals), np.nan)
-    for k, (s, a, b) in enumerate(np.asarray(intervals)):
-        hits = np.flatnonzero(detected[s, a:b])
-        if len(hits):
-            out[k] = hits[0]
-    return out
+    intervals, detected = np.asarray(intervals), np.asarray(detected, dtype=bool)
+    if len(intervals) == 0:
+        return np.full(0, np.nan)
+    S, T = detected.shape
+    # next_hit[s, t]: the first t' >= t with a True frame (T if none), a running minimum from the end.
+    at = np.where(detected, np.arange(T), T)                                            # (S, T)
+    next_hit = np.minimum.accumulate(at[:, ::-1], axis=1)[:, ::-1]
+    s, a, b = intervals.T
+    hit = next_hit[s, a]                                                                # (K,)
+    return np.where(hit < b, hit - a, np.nan).astype(np.float64)
 
 
 def cloud_sample_mask(num_streams: int, duration_s: int, capacity_fps: float, seed: int) -> np.ndarray:
@@ -210,6 +216,16 @@ def device_extractor() -> nn.Sequential:
     )
 
 
+@functools.cache
+def _extractor_energy_j(precision: str, energy_scale: float) -> float:
+    """One pass of :func:`device_extractor`, profiled once per precision and scale (every pipeline result
+    prices its frames with it, and profiling takes tens of milliseconds)."""
+    with torch.device("meta"):
+        model = device_extractor()
+    layers = profile_model(model, torch.empty(1, 3, 112, 112, device="meta"))
+    return compute_energy_j(total_flops(layers), sum(p.bytes_moved for p in layers), precision, energy_scale)
+
+
 @dataclass(frozen=True)
 class PipelineCosts:
     """Assumptions of the cost model. ``frame_bytes``: one analysed frame as a 720p JPEG (assumed, tens of
@@ -228,11 +244,7 @@ class PipelineCosts:
 
     def compute_j_per_frame(self) -> float:
         """Joules of one pass of :func:`device_extractor` (FLOPs and bytes from :func:`~collab_lib.hardware.profile.profile_model`)."""
-        with torch.device("meta"):
-            model = device_extractor()
-        layers = profile_model(model, torch.empty(1, 3, 112, 112, device="meta"))
-        return compute_energy_j(total_flops(layers), sum(p.bytes_moved for p in layers),
-                                self.precision, self.energy_scale)
+        return _extractor_energy_j(self.precision, self.energy_scale)
 
     def upload_j_per_frame(self) -> float:
         """Joules to upload one frame over a radio already connected (no promotion, no tail)."""
@@ -286,15 +298,31 @@ def run_device_first(streams: Streams, config: StreamConfig, detector: DeviceDet
                      costs: PipelineCosts, seed: int, cloud_false_alarm: float = 0.005) -> PipelineResult:
     """The phone scores every frame and uploads the flagged ones; the cloud confirms them. If more frames
     are flagged than the cloud can analyse (``capacity_fps * T``), it analyses a uniform random subset."""
+    flagged = detector.flag(streams.frames)                                            # (S, T)
+    cloud_flags = cloud_detector(config, cloud_false_alarm)(streams.frames)            # (S, T)
+    return confirm_flagged(streams, flagged, cloud_flags, capacity_fps, costs, seed)
+
+
+def confirm_flagged(streams: Streams, flagged: np.ndarray, cloud_flags: np.ndarray, capacity_fps: float,
+                    costs: PipelineCosts, seed: int) -> PipelineResult:
+    """The cloud's half of :func:`run_device_first`, from the phone's ``flagged`` (S, T) frames and the
+    cloud detector's verdict ``cloud_flags`` (S, T) on every frame (it only sees those it analyses).
+
+    Both depend on neither the budget nor the number of streams, so a sweep over those computes them once
+    and passes row prefixes (the first S streams); :func:`run_device_first` computes them per call.
+    """
     if not capacity_fps > 0:
         raise ValueError(f"capacity_fps must be > 0, got {capacity_fps!r}")
+    flagged, cloud_flags = np.asarray(flagged, dtype=bool), np.asarray(cloud_flags, dtype=bool)
     S, T = streams.label.shape
-    flagged = detector.flag(streams.frames)                                            # (S, T)
+    if flagged.shape != (S, T) or cloud_flags.shape != (S, T):
+        raise ValueError(f"flagged and cloud_flags must be (S, T) = {(S, T)}, got {flagged.shape} and "
+                         f"{cloud_flags.shape}")
     analysed = flagged.copy()
     budget = int(capacity_fps * T)
     idx = np.flatnonzero(flagged)
     if len(idx) > budget:
         drop = np.random.default_rng(seed).choice(idx, size=len(idx) - budget, replace=False)
         analysed.flat[drop] = False
-    confirmed = analysed & cloud_detector(config, cloud_false_alarm)(streams.frames)
+    confirmed = analysed & cloud_flags
     return _result(streams, analysed, confirmed, uploaded=int(flagged.sum()), computed_frames=S * T, costs=costs)

@@ -172,7 +172,8 @@ class FeedOutcome:
 
 
 def simulate_feed(data: RecsysData, sessions: np.ndarray, stats: LongTermStats, weights: np.ndarray | None,
-                  delay_s: float, seed: int) -> FeedOutcome:
+                  delay_s: float, seed: int, candidates: int | None = None, slots: int | None = None
+                  ) -> FeedOutcome:
     """Replay ``sessions`` (session ids) with a greedy ranker and the generator's simulated user.
 
     Each session's candidates are the items of its logged impressions. At position t the ranker scores
@@ -183,6 +184,10 @@ def simulate_feed(data: RecsysData, sessions: np.ndarray, stats: LongTermStats, 
     is drawn from :func:`~collab_lib.datasets.recsys.click_probability`. ``weights=None`` is the *oracle*: it ranks by
     the true click probability (true current interest and item quality), a ceiling no ranker reaches. The uniforms and noise come from ``seed`` alone,
     one per (session, position), so policies replayed with the same seed see the same luck.
+
+    ``candidates`` and ``slots`` make the cloud send a page instead of the whole session (a departure: the
+    logged session is the pool): the first ``candidates`` logged items are the candidates and the feed shows
+    ``slots`` of them (default: all of them), so the ranker leaves ``candidates - slots`` unshown.
     """
     cfg = data.config
     sessions = np.asarray(sessions, dtype=np.int64)
@@ -195,18 +200,24 @@ def simulate_feed(data: RecsysData, sessions: np.ndarray, stats: LongTermStats, 
         raise ValueError(f"weights must have shape ({len(FEATURES) + 1},), got {weights.shape}")
     if not delay_s >= 0:
         raise ValueError(f"delay_s must be >= 0, got {delay_s!r}")
+    for name, v in (("candidates", candidates), ("slots", slots)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} must be an int >= 1 or None, got {v!r}")
+    if candidates is not None and slots is not None and slots > candidates:
+        raise ValueError(f"slots must be <= candidates, got {slots} > {candidates}")
     sid = data.session_id.numpy()
-    rows = [np.flatnonzero(sid == s) for s in sessions]
+    rows = [np.flatnonzero(sid == s)[:candidates] for s in sessions]
     if any(len(r) == 0 for r in rows):
         raise ValueError("sessions contains an id with no impression")
     S, L, C = len(sessions), max(len(r) for r in rows), cfg.num_categories
-    length = np.array([len(r) for r in rows])
+    pool = np.array([len(r) for r in rows])                                            # (S,) candidates
+    length = np.minimum(pool, slots) if slots is not None else pool                     # (S,) shown
     item = np.zeros((S, L), dtype=np.int64)
     for k, r in enumerate(rows):
         item[k, : len(r)] = data.item_id.numpy()[r]
     user = data.user_id.numpy()[[r[0] for r in rows]]                                  # (S,)
     cat = data.item_category.numpy()[item]                                              # (S, L)
-    available = np.arange(L)[None, :] < length[:, None]                                 # (S, L)
+    available = np.arange(L)[None, :] < pool[:, None]                                   # (S, L)
     static = weights[0] * stats.user_category[user[:, None], cat] + weights[1] * stats.item[item] + weights[-1]
     quality = data.item_quality.numpy().astype(np.float64)[item] + \
         data.user_propensity.numpy().astype(np.float64)[user][:, None]                   # (S, L) logit offsets
@@ -221,7 +232,7 @@ def simulate_feed(data: RecsysData, sessions: np.ndarray, stats: LongTermStats, 
     clicks = np.zeros(S)
     expected = np.zeros(S)
     idx = np.arange(S)
-    for t in range(L):
+    for t in range(int(length.max())):
         live = t < length                                                               # (S,)
         visible = (np.arange(L) < t) & (np.arange(L) <= t - lag)                        # (L,) positions seen
         onehot = np.zeros((S, C))
@@ -249,6 +260,19 @@ def simulate_feed(data: RecsysData, sessions: np.ndarray, stats: LongTermStats, 
         clicks += click
         interest = next_interest(interest, c, click.astype(np.float64), cfg, eps[:, t])  # the generator's dynamics
     return FeedOutcome(user, clicks, expected, length.astype(float))
+
+
+CANDIDATE_BYTES = 8 + 4 + 2 * 4
+"""Bytes the cloud sends per candidate for this ranker: the item id (int64), its category (int32) and the
+two long-term features (float32); the in-session counts are the phone's own. Item images and text, which
+a real feed also sends, are left out."""
+
+
+def page_bytes(candidates: int) -> int:
+    """Bytes of a page of ``candidates`` candidates sent down for re-ranking (:data:`CANDIDATE_BYTES` each)."""
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 0:
+        raise ValueError(f"candidates must be an int >= 0, got {candidates!r}")
+    return candidates * CANDIDATE_BYTES
 
 
 def session_ids(data: RecsysData, mask: np.ndarray | torch.Tensor) -> np.ndarray:
