@@ -68,6 +68,7 @@ class CollabRenderer(MimetypeRenderer):
             default_width="100%",
             default_height=450,
             validate=False,
+            auto_play=False,  # an instrument's frames wait for its sliders (plotly's default plays them all)
         )
         plotly_json = json.loads(fig_json)
         plotly_json["config"] = FIG_CONFIG

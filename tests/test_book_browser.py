@@ -372,6 +372,11 @@ def test_moving_an_instruments_sliders_shows_the_librarys_values(site, browser):
     assert meta["params"] == ["rtt_ms", "width", "device"]
     frames = page.evaluate(f"() => {_INSTRUMENT}._transitionData._frames.length")
     assert frames == 4 * 3 * 2, "one frame per grid point"
+    page.wait_for_timeout(1_500)  # what a reader sees before touching anything: the start frame, not a film
+    start = page.evaluate(f"() => [{_INSTRUMENT}.layout.title.text, {_INSTRUMENT}._fullLayout.sliders.map(s => s.active)]")
+    assert start == ["Snapdragon 8 Gen 3 (CPU), width 256, round trip 20 ms", [2, 2, 0]]
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     figure = page.locator(".plotly-graph-div", has=page.locator(".slider-container")).first
     figure.scroll_into_view_if_needed()
     rails = figure.locator(".slider-container .slider-rail-touch-rect")
@@ -383,6 +388,7 @@ def test_moving_an_instruments_sliders_shows_the_librarys_values(site, browser):
     shown = page.evaluate(f"""() => {{ const d = {_INSTRUMENT};
         return {{title: d.layout.title.text, traces: d.data.map(t => [t.name, Array.from(t.y)])}}; }}""")
     page.close()
+    assert not errors, errors
     assert shown["title"] == "Raspberry Pi 5 (8 GB), width 64, round trip 50 ms"
     want = _tradeoff_latencies_ms(50, 64, "raspberry-pi-5")
     for name, y in shown["traces"]:
