@@ -377,6 +377,8 @@ def test_moving_an_instruments_sliders_shows_the_librarys_values(site, browser):
     assert start == ["Snapdragon 8 Gen 3 (CPU), width 256, round trip 20 ms", [2, 2, 0]]
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    drawn = f"() => Array.from({_INSTRUMENT}.querySelectorAll('.scatterlayer path.js-line')).map(p => p.getAttribute('d'))"
+    lines_before = page.evaluate(drawn)
     figure = page.locator(".plotly-graph-div", has=page.locator(".slider-container")).first
     figure.scroll_into_view_if_needed()
     rails = figure.locator(".slider-container .slider-rail-touch-rect")
@@ -387,8 +389,12 @@ def test_moving_an_instruments_sliders_shows_the_librarys_values(site, browser):
         page.wait_for_timeout(300)
     shown = page.evaluate(f"""() => {{ const d = {_INSTRUMENT};
         return {{title: d.layout.title.text, traces: d.data.map(t => [t.name, Array.from(t.y)])}}; }}""")
+    lines_after = page.evaluate(drawn)
     page.close()
     assert not errors, errors
+    # The picture, not only the data behind it: every curve is drawn again.
+    assert len(lines_after) == len(lines_before) == 3
+    assert all(a != b for a, b in zip(lines_after, lines_before)), "the curves were not redrawn"
     assert shown["title"] == "Raspberry Pi 5 (8 GB), width 64, round trip 50 ms"
     want = _tradeoff_latencies_ms(50, 64, "raspberry-pi-5")
     for name, y in shown["traces"]:
