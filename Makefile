@@ -47,8 +47,9 @@ test: install browser
 	COLLAB_STRICT_CLAIMS=1 $(PY) -m pytest --nbval --nbval-current-env tests labs
 	COLLAB_STRICT_CLAIMS=1 $(PY) -m tests.numeric_paths $(PY) -m pytest --nbval --nbval-current-env labs
 
+# JupyterLab refuses to start as root without --allow-root, which is how containers run it.
 lab: install
-	$(VENV)/bin/jupyter lab labs/
+	$(VENV)/bin/jupyter lab labs/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 execute: install
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False labs/*/*.ipynb
