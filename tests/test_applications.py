@@ -69,16 +69,21 @@ def test_fit_logistic_matches_sklearn():
     assert abs(w[-1] - ref.intercept_[0]) < 1e-5
 
 
-def test_simulate_feed_expected_clicks_by_hand():
-    # Without drift and noise the interest stays theta_u; zero weights keep the logged order (argmax ties
-    # pick the first candidate), so the expected clicks are a sum of click probabilities we can write out.
+def _small_feed():
+    """A feed without drift or noise (interests stay theta_u), long-term stats from its first five
+    impressions, and three of its sessions."""
     cfg = RecsysConfig(num_users=5, num_items=20, num_categories=3, sessions_per_user=2,
                        impressions_per_session=6.0, drift=0.0, noise=0.0)
     d = generate(cfg, seed=1)
     h = np.zeros(d.num_impressions, dtype=bool)
     h[:5] = True
-    st = reranking.long_term_stats(d, h)
-    sessions = np.array([0, 3, 7])
+    return cfg, d, reranking.long_term_stats(d, h), np.array([0, 3, 7])
+
+
+def test_simulate_feed_expected_clicks_by_hand():
+    # Without drift and noise the interest stays theta_u; zero weights keep the logged order (argmax ties
+    # pick the first candidate), so the expected clicks are a sum of click probabilities we can write out.
+    cfg, d, st, sessions = _small_feed()
     out = reranking.simulate_feed(d, sessions, st, np.zeros(len(reranking.FEATURES) + 1), 0.0, seed=0)
     for k, s in enumerate(sessions):
         r = np.flatnonzero(d.session_id.numpy() == s)
@@ -93,13 +98,7 @@ def test_simulate_feed_pages_by_hand():
     # The cloud sends the first `candidates` logged items and the feed shows `slots` of them. Zero weights
     # keep the logged order, so a page of 3 slots shows the first 3 logged items whatever the pool: the
     # same sums of click probabilities as the whole-session test above, cut at 3.
-    cfg = RecsysConfig(num_users=5, num_items=20, num_categories=3, sessions_per_user=2,
-                       impressions_per_session=6.0, drift=0.0, noise=0.0)
-    d = generate(cfg, seed=1)
-    h = np.zeros(d.num_impressions, dtype=bool)
-    h[:5] = True
-    st = reranking.long_term_stats(d, h)
-    sessions = np.array([0, 3, 7])
+    cfg, d, st, sessions = _small_feed()
     zero = np.zeros(len(reranking.FEATURES) + 1)
     whole = reranking.simulate_feed(d, sessions, st, zero, 0.0, seed=0)
     same = reranking.simulate_feed(d, sessions, st, zero, 0.0, seed=0, candidates=1000)
