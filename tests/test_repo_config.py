@@ -258,3 +258,20 @@ def test_a_lab_has_an_instrument_stored_as_a_slider_figure_without_widget_views(
                 assert len(fig["layout"]["sliders"]) == len(meta["params"]), "one slider per parameter"
                 instruments += 1
     assert instruments >= 1, "no instrument: give the lab's key parameters controls with viz.instrument"
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_lab_asks_for_a_prediction_before_it_reveals(lab):
+    """At least one guess is a control (collab_lib.viz.predict) stored as its static form: the measured value
+    sits behind the reveal, not in plain view."""
+    nb = json.loads(lab.read_text())
+    forms = [
+        "".join(html) if isinstance(html, list) else html
+        for cell in nb["cells"] if cell["cell_type"] == "code"
+        for output in cell.get("outputs", [])
+        if (html := output.get("data", {}).get("text/html")) and 'class="collab-predict"' in "".join(html)
+    ]
+    assert forms, "no prediction: ask for a guess with viz.predict before the lab shows the answer"
+    for form in forms:
+        shown, hidden = form.split("<details", 1)
+        assert "This run measured" in hidden and "This run measured" not in shown
