@@ -554,12 +554,17 @@ class Instrument:
         bundle["text/plain"] = (
             f"Instrument over {', '.join(self.labels.values())}: {len(self.figure.frames)} frames"
         )
-        try:
-            view = self.widget()._repr_mimebundle_()
-        except ImportError:  # no ipywidgets or anywidget: the static figure alone
-            return bundle
-        bundle.update({k: v for k, v in view.items() if k != "text/plain"})
+        return _with_widget_view(bundle, self.widget)
+
+
+def _with_widget_view(bundle: dict, widget) -> dict:
+    """``bundle`` (the static representations) plus the live widget's view, which front ends with a kernel
+    prefer; the static ones alone where ipywidgets or anywidget is missing."""
+    try:
+        view = widget()._repr_mimebundle_()
+    except ImportError:
         return bundle
+    return {**bundle, **{k: v for k, v in view.items() if k != "text/plain"}}
 
 
 def instrument(fn, grid: Mapping[str, Sequence], *, start: Mapping | None = None,
@@ -727,13 +732,7 @@ class Prediction:
         )
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        bundle = {"text/html": self.html(), "text/plain": f"Predict: {self.question}"}
-        try:
-            view = self.widget()._repr_mimebundle_()
-        except ImportError:
-            return bundle
-        bundle.update({k: v for k, v in view.items() if k != "text/plain"})
-        return bundle
+        return _with_widget_view({"text/html": self.html(), "text/plain": f"Predict: {self.question}"}, self.widget)
 
 
 def _escape(text: str) -> str:
