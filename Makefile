@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install browser book book-stored test lab execute bench clean
+.PHONY: help install browser book book-stored test lab execute bench student grade clean
 
 help:
 	@echo "make book     install, execute every lab and build the HTML book into _build/html"
@@ -14,6 +14,8 @@ help:
 	@echo "make lab      open JupyterLab on labs/"
 	@echo "make execute  re-run every lab in place and store its outputs"
 	@echo "make bench    run the benchmarks"
+	@echo "make student  write the student edition (solutions removed) into _build/student"
+	@echo "make grade SUBMISSIONS=dir  grade dir/<student>/<lab>.ipynb with nbgrader into dir/grades.csv"
 
 install: $(STAMP)
 
@@ -21,7 +23,12 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install "$(TORCH_SPEC)"
-	$(PY) -m pip install -e ".[lab,book,dev,scale]"
+	$(PY) -m pip install -e ".[lab,book,dev,scale,course]"
+	# nbgrader (the course extra) is the instructor's command-line tool here; its JupyterLab panels and server
+	# extensions stay off in the readers' JupyterLab (`make lab`).
+	$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null
+	for e in formgrader validate_assignment assignment_list course_list; do \
+	  $(VENV)/bin/jupyter server extension disable --sys-prefix nbgrader.server_extensions.$$e >/dev/null 2>&1; done
 	touch $@
 
 # Headless Chromium for the browser test (Debian's package; Playwright must not download its own).
@@ -54,6 +61,15 @@ lab: install
 execute: install
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False labs/*/*.ipynb
 	$(PY) scripts/strip_widgets.py labs/*/*.ipynb
+
+# The student edition: every lab without its solutions, fill-in and check outputs cleared (scripts/course.py).
+student: install
+	$(PY) scripts/course.py student _build/student
+
+# Grade submitted labs, SUBMISSIONS/<student id>/<lab>.ipynb, with nbgrader and the checks' hidden cases.
+grade: install
+	@[ -n "$(SUBMISSIONS)" ] || { echo "usage: make grade SUBMISSIONS=path/to/folder"; exit 2; }
+	$(PY) scripts/course.py grade "$(SUBMISSIONS)"
 
 bench: install
 	@for f in benchmarks/*.py; do [ "$$f" = benchmarks/timing.py ] || { echo "== $$f"; $(PY) $$f || exit 1; }; done

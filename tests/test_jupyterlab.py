@@ -39,6 +39,10 @@ def jupyterlab(tmp_path_factory):
     news = home / ".settings" / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True)
     (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    # Every cell rendered, not only those in view, so that a test can find the lab's exercises at its end.
+    tracker = home / ".settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(home / ".settings"), JUPYTER_CONFIG_DIR=str(home / ".config"),
                JUPYTER_RUNTIME_DIR=str(home / ".runtime"), JUPYTERLAB_WORKSPACES_DIR=str(home / ".workspaces"))
     port = _free_port()
@@ -137,3 +141,37 @@ def test_a_labs_instrument_is_live_in_jupyterlab(jupyterlab):
         assert y == pytest.approx(want[name], rel=1e-5), name
     assert after["traces"] != before["traces"]
     assert revealed
+
+
+def test_a_labs_solutions_are_folded_in_jupyterlab(jupyterlab):
+    """jupyterlab-myst renders the lab's exercises as the book does, each solution folded until opened."""
+    import json
+    import re
+
+    md = [
+        "".join(c["source"]) for c in json.loads(LAB.read_text())["cells"] if c["cell_type"] == "markdown"
+    ]
+    solutions = re.findall(r":::\{solution\}.*?```python\n(.*?)```", "\n".join(md), re.S)
+    assert solutions, "the trade-off lab has a worked solution in code"
+    line = next(x.strip() for x in solutions[0].splitlines()[1:] if len(x.strip()) > 20)  # a line of its body
+    executable = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{jupyterlab}/lab/tree/{LAB.name}?token={TOKEN}", wait_until="load", timeout=120_000)
+        page.wait_for_function("() => document.body.textContent.includes('Solution to Exercise')", timeout=180_000)
+        _accept_kernel(page)
+        folded = page.evaluate("""() => [...document.querySelectorAll('details')]
+            .filter(d => d.querySelector('summary')?.innerText.startsWith('Solution'))
+            .map(d => d.open)""")
+        in_dom = page.evaluate("t => document.body.textContent.includes(t)", line)
+        shown_before = page.evaluate("t => document.body.innerText.includes(t)", line)
+        page.evaluate("""t => [...document.querySelectorAll('details')].find(d => d.textContent.includes(t))
+            .querySelector('summary').click()""", line)
+        page.wait_for_timeout(500)
+        shown_after = page.evaluate("t => document.body.innerText.includes(t)", line)
+        browser.close()
+    assert len(folded) == len(re.findall(r":::\{solution\}", "\n".join(md))) and not any(folded), folded
+    assert in_dom and not shown_before and shown_after, (in_dom, shown_before, shown_after, line)
