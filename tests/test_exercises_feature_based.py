@@ -336,7 +336,7 @@ def test_split_step_check_rejects_an_unsplit_graph_and_a_forgotten_device():
 
     def no_grad_copy(device, cloud, x, y):
         h = device(x).detach()
-        return float(nn.functional.cross_entropy(cloud(h), y)), torch.zeros_like(h)
+        return nn.functional.cross_entropy(cloud(h), y).item(), torch.zeros_like(h)
 
     with pytest.raises(AssertionError, match="does not require grad"):
         checks.check_split_step(no_grad_copy)
