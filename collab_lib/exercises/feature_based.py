@@ -543,6 +543,10 @@ def check_split_step(fn, hidden: bool = False) -> str:
     The reference is :func:`~collab_lib.feature_based.split_learning.split_step`, which ``fn`` may not call.
     ``hidden=True`` runs every cut of two CNNs, at batches of 1 and 5.
     """
+    # The first h.backward(grad) of a process imports torch.fx's symbolic shapes (and sympy): import them here,
+    # not under learner_call's profiler, which makes that import take seconds longer.
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401
+
     cases = _split_step_cases(hidden)
     g = generator(71 if hidden else 70)
 
