@@ -362,3 +362,13 @@ def test_split_step_check_rejects_the_library_and_a_blank_when_grading(monkeypat
     monkeypatch.setenv("COLLAB_GRADING", "1")
     with pytest.raises(AssertionError, match="blank answer scores 0"):
         checks.check_split_step(lambda d, c, x, y: None)
+
+
+def test_split_step_hidden_cases_catch_a_squeezed_gradient():
+    def squeezed(device, cloud, x, y):                   # right for batches of 8, wrong for a batch of 1
+        loss, grad_h = plain_split_step(device, cloud, x, y)
+        return loss, grad_h.squeeze()
+
+    assert checks.check_split_step(squeezed).startswith("correct")
+    with pytest.raises(AssertionError, match="batch 1: grad_h: got shape"):
+        checks.check_split_step(squeezed, hidden=True)
