@@ -1,85 +1,243 @@
-"""Chapter 5's lab checks accept a plain-Python reference, say "not attempted" for None and reject wrong answers."""
+"""Chapter 5's lab checks accept an independent reference, say "not attempted" for None (and fail it when
+grading), reject wrong answers, and reject the library's own function handed back."""
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from collab_lib.exercises import feature_based as checks
+from collab_lib.feature_based import inversion, logit_exchange, split_learning
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
-# --- check_psnr -------------------------------------------------------------------------------------------
+# --- check_gradient_inversion -----------------------------------------------------------------------------
 
-def plain_psnr(x_hat, x, peak=1.0, pooled=False):
-    """Mean over images of 10 log10(peak^2 / MSE_i) in plain Python, +inf for an exact image; ``pooled``
-    takes the PSNR of the MSE over all images instead (a wrong answer)."""
-    images = list(zip(x_hat.flatten(1).tolist(), x.flatten(1).tolist()))
-    mses = [sum((a - b) ** 2 for a, b in zip(u, v)) / len(u) for u, v in images]
-    if pooled:
-        mses = [sum(mses) / len(mses)]
-    return sum(10 * math.log10(peak**2 / m) if m > 0 else math.inf for m in mses) / len(mses)
-
-
-def test_psnr_check():
-    assert checks.check_psnr(plain_psnr).startswith("correct")
-    assert checks.check_psnr(lambda x_hat, x: None).startswith("not attempted yet")
-    with pytest.raises(AssertionError, match="noise sd 0.1 on every image.*not 255"):
-        checks.check_psnr(lambda x_hat, x: plain_psnr(x_hat, x, peak=255.0))
-    with pytest.raises(AssertionError, match="PSNR of the MSE pooled over all images"):
-        checks.check_psnr(lambda x_hat, x: plain_psnr(x_hat, x, pooled=True))
+def plain_invert(grads, input_shape, rows="active"):
+    """x = row i of dL/dW_1 over dL/db_1[i], averaged over the rows with dL/db_1[i] != 0; the label is the
+    only negative entry of the last bias gradient. ``rows="all"`` divides every row (a wrong answer for
+    ReLU units that are off); ``rows="first"`` uses row 0 only."""
+    w, b = grads[0].tolist(), grads[1].tolist()
+    use = {"active": [i for i, d in enumerate(b) if d != 0], "all": range(len(b)), "first": [0]}[rows]
+    ratios = [[wij / b[i] if b[i] != 0 else math.nan for wij in w[i]] for i in use]
+    x = [sum(col) / len(col) for col in zip(*ratios)]
+    last = grads[-1].tolist()
+    label = min(range(len(last)), key=last.__getitem__)
+    return torch.tensor(x, dtype=torch.float64).reshape(1, *input_shape), label
 
 
-def test_psnr_check_accepts_the_floored_mse_and_rejects_another_floor():
-    def numpy_floored(x_hat, x):                  # the library's convention: 120 dB for an exact image
-        mse = ((x_hat.numpy().astype(np.float64) - x.numpy()) ** 2).reshape(len(x), -1).mean(axis=1)
-        return np.mean(10 * np.log10(1 / np.maximum(mse, 1e-12)))
-
-    def plus_eps(x_hat, x):
-        mse = (x_hat - x).pow(2).flatten(1).mean(1)
-        return (10 * torch.log10(1 / (mse + 1e-10))).mean()
-
-    assert checks.check_psnr(numpy_floored).startswith("correct")
-    with pytest.raises(AssertionError, match="reconstructed exactly.*120 dB"):
-        checks.check_psnr(plus_eps)
+@pytest.mark.parametrize("hidden", [False, True])
+def test_gradient_inversion_check_accepts_an_independent_answer(hidden):
+    assert checks.check_gradient_inversion(plain_invert, hidden=hidden).startswith("correct")
 
 
-def test_psnr_check_names_a_data_peak_and_a_natural_log_and_rejects_per_image_values():
-    def data_peak(x_hat, x):
-        return plain_psnr(x_hat, x, peak=x.max().item())
-
-    def natural_log(x_hat, x):
-        return (10 * torch.log(1 / (x_hat - x).pow(2).flatten(1).mean(1))).mean()
-
-    with pytest.raises(AssertionError, match="not the largest pixel"):
-        checks.check_psnr(data_peak)
-    with pytest.raises(AssertionError, match="not the natural log"):
-        checks.check_psnr(natural_log)
-    with pytest.raises(AssertionError, match=r"shape \(6,\), expected a single number"):
-        checks.check_psnr(lambda x_hat, x: 10 * torch.log10(1 / (x_hat - x).pow(2).flatten(1).mean(1)))
+def test_gradient_inversion_check_rejects_wrong_answers():
+    assert checks.check_gradient_inversion(lambda g, s: None).startswith("not attempted yet")
+    with pytest.raises(AssertionError, match="ReLU MLP.*inf or NaN.*Skip those rows"):
+        checks.check_gradient_inversion(lambda g, s: plain_invert(g, s, rows="all"))
+    with pytest.raises(AssertionError, match="argmin of the last bias gradient, not argmax"):
+        checks.check_gradient_inversion(lambda g, s: (plain_invert(g, s)[0], int(g[-1].argmax())))
+    with pytest.raises(AssertionError, match=r"got shape \(64,\), expected \(1, 1, 8, 8\).*reshape"):
+        checks.check_gradient_inversion(lambda g, s: (plain_invert(g, s)[0].flatten(), plain_invert(g, s)[1]))
 
 
-# --- check_logit_bytes ------------------------------------------------------------------------------------
+def test_gradient_inversion_hidden_cases_catch_a_hard_coded_shape():
+    def one_channel(grads, input_shape):                 # right for the lab's (1, 8, 8), wrong elsewhere
+        x, label = plain_invert(grads, input_shape)
+        return x.reshape(1, 1, -1, input_shape[-1]), label
 
-def test_logit_bytes_check():
-    assert checks.check_logit_bytes(lambda n, c: n * c * 4 * 2).startswith("correct")
-    assert checks.check_logit_bytes(lambda n, c: None).startswith("not attempted yet")
-    with pytest.raises(AssertionError, match="n_public=500.*both directions"):
-        checks.check_logit_bytes(lambda n, c: n * c * 4)
-    with pytest.raises(AssertionError, match="count bytes, not values"):
-        checks.check_logit_bytes(lambda n, c: 2 * n * c)
+    assert checks.check_gradient_inversion(one_channel).startswith("correct")
+    with pytest.raises(AssertionError, match=r"\(3, 4, 4\) input.*got shape \(1, 1, 12, 4\)"):
+        checks.check_gradient_inversion(one_channel, hidden=True)
 
 
-def test_logit_bytes_check_accepts_a_whole_float_and_rejects_other_types():
-    assert checks.check_logit_bytes(lambda n, c: float(8 * n * c)).startswith("correct")
-    assert checks.check_logit_bytes(lambda n, c: torch.tensor(8 * n * c)).startswith("correct")
-    with pytest.raises(AssertionError, match="whole number of bytes"):
-        checks.check_logit_bytes(lambda n, c: 8 * n * c + 0.5)
-    with pytest.raises(AssertionError, match="expected a single number"):
-        checks.check_logit_bytes(lambda n, c: (4 * n * c, 4 * n * c))
+def test_gradient_inversion_check_rejects_the_library_and_a_blank_when_grading(monkeypatch):
+    def wrapped(grads, input_shape):
+        return inversion.analytic_input(grads[0], grads[1]).reshape(1, *input_shape), int(grads[-1].argmin())
+
+    with pytest.raises(AssertionError, match="calls the library's collab_lib.feature_based.inversion.analytic_input"):
+        checks.check_gradient_inversion(wrapped)
+    with pytest.raises(AssertionError, match="calls the library's .*infer_label"):
+        checks.check_gradient_inversion(lambda g, s: (plain_invert(g, s)[0], inversion.infer_label(g[-1])))
+    monkeypatch.setenv("COLLAB_GRADING", "1")
+    with pytest.raises(AssertionError, match="blank answer scores 0"):
+        checks.check_gradient_inversion(lambda g, s: None)
+
+
+# --- check_clip_and_noise ---------------------------------------------------------------------------------
+
+def plain_clip_and_noise(grads, clip_norm, noise_multiplier, generator, per_tensor=False, always_scale=False):
+    """DP-SGD's Gaussian mechanism on one update, written out; the flags are wrong answers."""
+    norm = math.sqrt(sum(float((t.double() ** 2).sum()) for t in grads))
+    out = []
+    for t in grads:
+        n = float(t.double().norm()) if per_tensor else norm
+        scale = (clip_norm / n if always_scale else min(1.0, clip_norm / n)) if n > 0 else 1.0
+        noise = torch.randn(t.shape, generator=generator, dtype=t.dtype)
+        out.append(t * scale + noise_multiplier * clip_norm * noise)
+    return out
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_clip_and_noise_check_accepts_an_independent_answer(hidden):
+    assert checks.check_clip_and_noise(plain_clip_and_noise, hidden=hidden).startswith("correct")
+
+
+def test_clip_and_noise_check_names_the_usual_slips():
+    assert checks.check_clip_and_noise(lambda g, c, z, gen: None).startswith("not attempted yet")
+    with pytest.raises(AssertionError, match="norm 5, C = 1.*not each tensor by its own norm"):
+        checks.check_clip_and_noise(lambda g, c, z, gen: plain_clip_and_noise(g, c, z, gen, per_tensor=True))
+    with pytest.raises(AssertionError, match="norm 0.5.*not scaled up to C"):
+        checks.check_clip_and_noise(lambda g, c, z, gen: plain_clip_and_noise(g, c, z, gen, always_scale=True))
+    with pytest.raises(AssertionError, match="C = 2, z = 0.1.*z C .*not z"):
+        checks.check_clip_and_noise(lambda g, c, z, gen: plain_clip_and_noise(g, c, z / c, gen))
+
+    def in_place(grads, clip_norm, z, gen):
+        for t in grads:
+            t.mul_(min(1.0, clip_norm / math.sqrt(sum(float((u ** 2).sum()) for u in grads))))
+        return grads
+
+    with pytest.raises(AssertionError, match="changed grads in place"):
+        checks.check_clip_and_noise(in_place)
+
+
+def test_clip_and_noise_hidden_cases_catch_a_division_by_a_zero_norm():
+    def no_guard(grads, clip_norm, z, gen):                # t / ||g|| * min(||g||, C): 0 / 0 at norm 0
+        norm = torch.sqrt(sum((t ** 2).sum() for t in grads))
+        return [t / norm * torch.clamp(norm, max=clip_norm)
+                + z * clip_norm * torch.randn(t.shape, generator=gen, dtype=t.dtype) for t in grads]
+
+    assert checks.check_clip_and_noise(no_guard).startswith("correct")
+    with pytest.raises(AssertionError, match="all zeros.*C / 0"):
+        checks.check_clip_and_noise(no_guard, hidden=True)
+
+
+def test_clip_and_noise_check_rejects_the_library_and_a_blank_when_grading(monkeypatch):
+    with pytest.raises(AssertionError, match="calls the library's .*clip_and_noise"):
+        checks.check_clip_and_noise(inversion.clip_and_noise)
+    with pytest.raises(AssertionError, match="calls the library's .*clip_and_noise"):
+        checks.check_clip_and_noise(lambda g, c, z, gen: inversion.clip_and_noise(g, c, z, gen))
+    monkeypatch.setenv("COLLAB_GRADING", "1")
+    with pytest.raises(AssertionError, match="blank answer scores 0"):
+        checks.check_clip_and_noise(lambda g, c, z, gen: None)
+
+
+# --- check_fd_round ---------------------------------------------------------------------------------------
+
+def plain_fd_round(logits, sizes, temperature, weighted=True, devices=True):
+    """FedMD's aggregate step in plain Python: the n_k-weighted mean, a max-shifted softmax of it over T,
+    and K (N C 4 up + N C 4 down) bytes; the flags are wrong answers."""
+    k, (n, c) = len(logits), logits[0].shape
+    w = [s / sum(sizes) for s in sizes] if weighted else [1 / k] * k
+    rows = [z.tolist() for z in logits]
+    z = [[sum(w[j] * rows[j][i][m] for j in range(k)) for m in range(c)] for i in range(n)]
+    p = []
+    for row in z:
+        top = max(row)
+        e = [math.exp((v - top) / temperature) for v in row]
+        p.append([v / sum(e) for v in e])
+    f64 = torch.float64
+    return torch.tensor(z, dtype=f64), torch.tensor(p, dtype=f64), (k if devices else 1) * 2 * n * c * 4
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_fd_round_check_accepts_an_independent_answer(hidden):
+    assert checks.check_fd_round(plain_fd_round, hidden=hidden).startswith("correct")
+
+
+def test_fd_round_check_names_the_usual_slips():
+    assert checks.check_fd_round(lambda z, n, t: None).startswith("not attempted yet")
+    with pytest.raises(AssertionError, match="5 devices.*n_k / sum n"):
+        checks.check_fd_round(lambda z, n, t: plain_fd_round(z, n, t, weighted=False))
+    with pytest.raises(AssertionError, match="count all K devices"):
+        checks.check_fd_round(lambda z, n, t: plain_fd_round(z, n, t, devices=False))
+
+    def no_temperature(logits, sizes, t):
+        z, _, b = plain_fd_round(logits, sizes, t)
+        return z, z.softmax(-1), b
+
+    with pytest.raises(AssertionError, match="divide the logits by the temperature"):
+        checks.check_fd_round(no_temperature)
+
+
+def test_fd_round_hidden_cases_catch_an_overflowing_softmax():
+    def naive(logits, sizes, t):
+        z, _, b = plain_fd_round(logits, sizes, t)
+        e = torch.exp(z / t)
+        return z, e / e.sum(-1, keepdim=True), b
+
+    assert checks.check_fd_round(naive).startswith("correct")
+    with pytest.raises(AssertionError, match="size about 1,000.*subtract each row's maximum"):
+        checks.check_fd_round(naive, hidden=True)
+
+
+def test_fd_round_check_rejects_the_library_and_a_blank_when_grading(monkeypatch):
+    def wrapped(logits, sizes, t):
+        z = logit_exchange.consensus(logits, sizes)
+        return z, (z / t).softmax(-1), len(logits) * 8 * z.numel()
+
+    with pytest.raises(AssertionError, match="calls the library's .*consensus"):
+        checks.check_fd_round(wrapped)
+
+    def library_bytes(logits, sizes, t):
+        z, p, _ = plain_fd_round(logits, sizes, t)
+        return z, p, len(logits) * logit_exchange.logit_bytes_per_round(*z.shape)
+
+    with pytest.raises(AssertionError, match="calls the library's .*logit_bytes_per_round"):
+        checks.check_fd_round(library_bytes)
+    monkeypatch.setenv("COLLAB_GRADING", "1")
+    with pytest.raises(AssertionError, match="blank answer scores 0"):
+        checks.check_fd_round(lambda z, n, t: None)
+
+
+# --- check_top_k_exchange ---------------------------------------------------------------------------------
+
+def plain_top_k(z, top_k, value_bits, fill=-math.inf, ids=True, round_up=True):
+    """Each row's k largest kept (the rest ``fill``), and 2 x ceil(N k (b + ceil(log2 C)) / 8) bytes; the
+    flags are wrong answers."""
+    n, c = z.shape
+    kept = []
+    for row in z.tolist():
+        top = sorted(range(c), key=lambda j: -row[j])[:top_k]
+        kept.append([v if j in top else fill for j, v in enumerate(row)])
+    index_bits = math.ceil(math.log2(c)) if ids and top_k < c else 0
+    bits = n * top_k * (value_bits + index_bits)
+    return torch.tensor(kept, dtype=torch.float64), 2 * (-(-bits // 8) if round_up else bits // 8)
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_top_k_check_accepts_an_independent_answer(hidden):
+    assert checks.check_top_k_exchange(plain_top_k, hidden=hidden).startswith("correct")
+
+
+def test_top_k_check_names_the_usual_slips():
+    assert checks.check_top_k_exchange(lambda z, k, b: None).startswith("not attempted yet")
+    with pytest.raises(AssertionError, match="k = 3.*-inf, not 0"):
+        checks.check_top_k_exchange(lambda z, k, b: plain_top_k(z, k, b, fill=0.0))
+    with pytest.raises(AssertionError, match="class id"):
+        checks.check_top_k_exchange(lambda z, k, b: plain_top_k(z, k, b, ids=False))
+    with pytest.raises(AssertionError, match="smallest"):
+        checks.check_top_k_exchange(lambda z, k, b: plain_top_k(-z, k, b))
+
+
+def test_top_k_hidden_cases_catch_rounding_down():
+    wrong = lambda z, k, b: plain_top_k(z, k, b, round_up=False)  # noqa: E731
+    assert checks.check_top_k_exchange(wrong).startswith("correct")  # the visible counts are whole bytes
+    with pytest.raises(AssertionError, match="5 bits.*rounded up|round each direction's bits up"):
+        checks.check_top_k_exchange(wrong, hidden=True)
+
+
+def test_top_k_check_rejects_the_library_and_a_blank_when_grading(monkeypatch):
+    def wrapped(z, k, b):
+        return plain_top_k(z, k, b)[0], logit_exchange.compressed_logit_bytes_per_round(*z.shape, k, b)
+
+    with pytest.raises(AssertionError, match="calls the library's .*compressed_logit_bytes_per_round"):
+        checks.check_top_k_exchange(wrapped)
+    monkeypatch.setenv("COLLAB_GRADING", "1")
+    with pytest.raises(AssertionError, match="blank answer scores 0"):
+        checks.check_top_k_exchange(lambda z, k, b: None)
 
 
 # --- check_split_bytes ------------------------------------------------------------------------------------
@@ -126,3 +284,91 @@ def test_split_bytes_check_rejects_a_pair_and_leaves_the_global_rng_alone():
 def test_split_bytes_check_models_take_the_labs_images():
     for name, model in checks._split_models():
         assert isinstance(model, nn.Sequential) and model(torch.zeros(2, 1, 8, 8)).shape == (2, 10), name
+
+
+def test_split_bytes_check_hidden_cases_catch_a_hard_coded_batch_and_reject_the_library(monkeypatch):
+    assert checks.check_split_bytes(plain_bytes_per_step, hidden=True).startswith("correct")
+    visible_batches = {1: 1, 8: 8, 32: 32}
+    with pytest.raises(AssertionError, match="batch 3"):
+        checks.check_split_bytes(lambda m, cut, b: plain_bytes_per_step(m, cut, visible_batches.get(b, 8)),
+                                 hidden=True)
+
+    def library(model, cut, batch):
+        with torch.no_grad():
+            q = model[:cut](torch.zeros(1, 1, 8, 8)).numel()
+        return split_learning.split_bytes_per_step(q, batch)
+
+    with pytest.raises(AssertionError, match="calls the library's .*split_bytes_per_step"):
+        checks.check_split_bytes(library)
+    monkeypatch.setenv("COLLAB_GRADING", "1")
+    with pytest.raises(AssertionError, match="blank answer scores 0"):
+        checks.check_split_bytes(lambda m, cut, b: None)
+
+
+# --- check_split_step -------------------------------------------------------------------------------------
+
+def plain_split_step(device, cloud, x, y, detach=True, device_backward=True):
+    """The two parties' step written out; the flags are wrong answers (the graph kept across the link, the
+    device's backward pass forgotten)."""
+    h = device(x)
+    h_cloud = h.detach().requires_grad_(True) if detach else h
+    if not detach:
+        h.retain_grad()
+    logits = cloud(h_cloud)
+    loss = -(logits.log_softmax(dim=1)[torch.arange(len(y)), y]).mean()
+    loss.backward()
+    if detach and device_backward:
+        h.backward(h_cloud.grad)
+    return loss.item(), h_cloud.grad
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_split_step_check_accepts_an_independent_answer(hidden):
+    assert checks.check_split_step(plain_split_step, hidden=hidden).startswith("correct")
+
+
+def test_split_step_check_rejects_an_unsplit_graph_and_a_forgotten_device():
+    assert checks.check_split_step(lambda d, c, x, y: None).startswith("not attempted yet")
+    with pytest.raises(AssertionError, match="autograd graph attached.*detach"):
+        checks.check_split_step(lambda d, c, x, y: plain_split_step(d, c, x, y, detach=False))
+    with pytest.raises(AssertionError, match="device parameter has no gradient.*h.backward"):
+        checks.check_split_step(lambda d, c, x, y: plain_split_step(d, c, x, y, device_backward=False))
+
+    def no_grad_copy(device, cloud, x, y):
+        h = device(x).detach()
+        return nn.functional.cross_entropy(cloud(h), y).item(), torch.zeros_like(h)
+
+    with pytest.raises(AssertionError, match="does not require grad"):
+        checks.check_split_step(no_grad_copy)
+
+
+def test_split_step_check_rejects_a_doubled_gradient():
+    def twice(device, cloud, x, y):
+        out = plain_split_step(device, cloud, x, y)
+        plain_split_step(device, cloud, x, y)
+        return out
+
+    with pytest.raises(AssertionError, match="counted twice"):
+        checks.check_split_step(twice)
+
+
+def test_split_step_check_rejects_the_library_and_a_blank_when_grading(monkeypatch):
+    def wrapped(device, cloud, x, y):
+        s = split_learning.split_step(device, cloud, x, y)
+        return s.loss, torch.zeros(1)
+
+    with pytest.raises(AssertionError, match="calls the library's .*split_step"):
+        checks.check_split_step(wrapped)
+    monkeypatch.setenv("COLLAB_GRADING", "1")
+    with pytest.raises(AssertionError, match="blank answer scores 0"):
+        checks.check_split_step(lambda d, c, x, y: None)
+
+
+def test_split_step_hidden_cases_catch_a_squeezed_gradient():
+    def squeezed(device, cloud, x, y):                   # right for batches of 8, wrong for a batch of 1
+        loss, grad_h = plain_split_step(device, cloud, x, y)
+        return loss, grad_h.squeeze()
+
+    assert checks.check_split_step(squeezed).startswith("correct")
+    with pytest.raises(AssertionError, match="batch 1: grad_h: got shape"):
+        checks.check_split_step(squeezed, hidden=True)

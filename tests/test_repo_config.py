@@ -198,13 +198,15 @@ def test_a_lab_states_its_claims_and_never_stops_on_one(lab):
 
 @pytest.mark.parametrize("lab", LABS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_only_known_tags_mark_a_labs_cells(lab):
-    """A misspelt ``last-digit`` tag would silently leave a cell to exact comparison, or the reverse."""
+    """A misspelt ``last-digit`` tag would silently leave a cell to exact comparison, or the reverse; the
+    exercise tags (``fill-in``, ``check``, ``solution``, ``hide-cell``) mark the cells the student edition and
+    the autograder are generated from."""
     from nbval.plugin import metadata_tags
 
     from tests.nbval_compare import TAG
 
     nb = json.loads(lab.read_text())
-    known = set(metadata_tags) | {TAG}
+    known = set(metadata_tags) | {TAG, "fill-in", "check", "solution", "hide-cell"}
     for cell in nb["cells"]:
         unknown = set(cell.get("metadata", {}).get("tags", [])) - known
         assert not unknown, f"unknown cell tags {sorted(unknown)}; known: {sorted(known)}"
