@@ -8,7 +8,10 @@ WRONG = {
     return z, targets, len(logits) * 2 * z.numel() * 4
 ''',
     # Forgets the class ids of the kept values.
-    "my_top_k_exchange": '''def my_top_k_exchange(z, top_k, value_bits):
+    "my_top_k_exchange": '''import math
+
+
+def my_top_k_exchange(z, top_k, value_bits):
     top = z.topk(top_k, dim=1).indices
     kept = torch.full_like(z, -math.inf).scatter(1, top, z.gather(1, top))
     return kept, 2 * math.ceil(z.shape[0] * top_k * value_bits / 8)
@@ -24,7 +27,9 @@ def my_fd_round(logits, sizes, temperature):
     z = consensus(logits, sizes)
     return z, soft_targets(z, temperature), len(logits) * logit_bytes_per_round(*z.shape)
 ''',
-    "my_top_k_exchange": '''from collab_lib.feature_based.logit_exchange import compressed_logit_bytes_per_round
+    "my_top_k_exchange": '''import math
+
+from collab_lib.feature_based.logit_exchange import compressed_logit_bytes_per_round
 
 
 def my_top_k_exchange(z, top_k, value_bits):
