@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install browser book book-stored test lab execute bench student grade clean
+.PHONY: help install browser book book-stored test lab execute bench slides student grade clean
 
 help:
 	@echo "make book     install, execute every lab and build the HTML book into _build/html"
@@ -14,6 +14,7 @@ help:
 	@echo "make lab      open JupyterLab on labs/"
 	@echo "make execute  re-run every lab in place and store its outputs"
 	@echo "make bench    run the benchmarks"
+	@echo "make slides   build one slide deck per course week into _build/slides (offline HTML)"
 	@echo "make student  write the student edition (solutions removed) into _build/student"
 	@echo "make grade SUBMISSIONS=dir  grade dir/<student>/<lab>.ipynb with nbgrader into dir/grades.csv"
 
@@ -73,6 +74,10 @@ grade: install
 
 bench: install
 	@for f in benchmarks/*.py; do [ "$$f" = benchmarks/timing.py ] || { echo "== $$f"; $(PY) $$f || exit 1; }; done
+
+# One deck per week of the course guide, from the chapters and the labs' stored figures (scripts/slides.py).
+slides: install
+	$(PY) scripts/slides.py
 
 clean:
 	rm -rf _build
