@@ -34,15 +34,18 @@ def test_session_counts_match_brute_force(data, delay_s):
         np.testing.assert_array_equal(shows[i], ref_s)
 
 
-def test_same_category_feature_agrees_with_the_labs_reference(data):
-    # The check's brute force (per session, in positions) and the library (per row, in seconds) agree.
-    gap = data.config.seconds_between_impressions
-    clicks, _ = reranking.session_counts(data, 3 * gap)
-    sid, cat, y = data.session_id.numpy(), data.category_id.numpy(), data.click.numpy()
+@pytest.mark.parametrize("delay_s", [0.0, 3.0, 7.5, 60.0])
+def test_session_features_agree_with_the_labs_reference(data, delay_s):
+    # The check's brute force (one session at a time) and the library (all rows at once) agree.
+    clicks, shows = reranking.session_counts(data, delay_s)
+    sid, t = data.session_id.numpy(), data.timestamp_s.numpy()
+    cat, y = data.category_id.numpy(), data.click.numpy()
+    rows = np.arange(len(cat))
+    same_click = clicks[rows, cat]
+    lib = np.column_stack([same_click, shows[rows, cat] - same_click, clicks.sum(axis=1) - same_click])
     for s in np.unique(sid)[:10]:
         r = np.flatnonzero(sid == s)
-        ref = checks.reference_same_category_clicks(cat[r], y[r], 3)
-        np.testing.assert_array_equal(clicks[r, cat[r]], ref)
+        np.testing.assert_array_equal(lib[r], checks.reference_session_features(t[r], cat[r], y[r], delay_s))
 
 
 def test_long_term_stats_by_hand(data):

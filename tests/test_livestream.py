@@ -112,17 +112,6 @@ def test_confirm_flagged_is_run_device_first_and_takes_prefixes():
         ls.confirm_flagged(st, flagged, cloud[:S], 0.3, costs, seed=2)
 
 
-def test_check_coverage_right_wrong_none():
-    def wrong(intervals, detected):  # includes the end frame
-        return float(np.mean([detected[s, a:b + 1].any() for s, a, b in intervals]))
-
-    assert checks.check_coverage(checks.reference_coverage).startswith("correct")
-    assert checks.check_coverage(ls.coverage).startswith("correct")
-    assert checks.check_coverage(lambda *a: None).startswith("not attempted")
-    with pytest.raises(AssertionError, match="end is excluded"):
-        checks.check_coverage(wrong)
-
-
 @pytest.mark.parametrize("call, name", [
     (lambda: ls.StreamConfig(num_streams=0), "num_streams"),
     (lambda: ls.StreamConfig(highlight_len_s=(5, 2)), "highlight_len_s"),
