@@ -250,43 +250,134 @@ def test_burst_energy_check_rejects_the_library_but_not_its_helpers(monkeypatch)
         checks.check_burst_energy(lambda *a: None)
 
 
-# --- check_bound ------------------------------------------------------------------------------------------
+# --- check_decode_bytes, check_decode_bound ---------------------------------------------------------------
 
-def test_bound_check():
-    assert checks.check_bound(lambda nbytes, bw: bw / nbytes).startswith("correct")
-    assert checks.check_bound(lambda nbytes, bw: torch.tensor(bw, dtype=torch.float64) / nbytes).startswith("correct")
-    assert checks.check_bound(lambda nbytes, bw: None).startswith("not attempted yet")
+def plain_decode_bytes(model, fmt, ctx, scales=True, kv_heads=True, output=True):
+    """From the shape: GQA attention and SwiGLU MLP per layer, group-wise scales, output layer, bf16 KV cache."""
+    per_layer = model.d_model * model.head_dim * (2 * model.num_heads + 2 * model.num_kv_heads) \
+        + 3 * model.d_model * model.d_ff
+    bits = fmt.linear_bits + (fmt.scale_bits / fmt.group_size if fmt.group_size and scales else 0)
+    heads = model.num_kv_heads if kv_heads else model.num_heads
+    kv = 2 * model.num_layers * ctx * heads * model.head_dim * 2
+    out = model.vocab_size * model.d_model * fmt.output_bits / 8 if output else 0
+    return model.num_layers * per_layer * bits / 8 + out + kv
 
 
-def test_bound_check_rejects_seconds_per_token_and_bits():
+def plain_bound(model, fmt, device, precision, ctx, memory_only=False):
+    per_layer = model.d_model * model.head_dim * (2 * model.num_heads + 2 * model.num_kv_heads) \
+        + 3 * model.d_model * model.d_ff
+    flops = 2 * (model.num_layers * per_layer + model.vocab_size * model.d_model) \
+        + 4 * model.num_layers * model.num_heads * model.head_dim * ctx
+    memory_s = plain_decode_bytes(model, fmt, ctx) / device.mem_bw_bytes_per_s
+    return 1 / (memory_s if memory_only else max(flops / device.peak(precision), memory_s))
+
+
+def test_decode_bytes_check():
+    assert checks.check_decode_bytes(plain_decode_bytes).startswith("correct")
+    assert checks.check_decode_bytes(plain_decode_bytes, hidden=True).startswith("correct")
+    assert checks.check_decode_bytes(lambda *a: np.float64(plain_decode_bytes(*a))).startswith("correct")
+    assert checks.check_decode_bytes(lambda *a: None).startswith("not attempted yet")
+
+
+def test_decode_bytes_check_rejects_common_mistakes():
+    with pytest.raises(AssertionError, match="KV cache is missing"):
+        checks.check_decode_bytes(lambda m, f, c: plain_decode_bytes(m, f, 0))
+    with pytest.raises(AssertionError, match="scales are missing"):
+        checks.check_decode_bytes(lambda *a: plain_decode_bytes(*a, scales=False))
+    with pytest.raises(AssertionError, match="num_kv_heads"):
+        checks.check_decode_bytes(lambda *a: plain_decode_bytes(*a, kv_heads=False))
+    with pytest.raises(AssertionError, match="output layer is missing"):
+        checks.check_decode_bytes(lambda *a: plain_decode_bytes(*a, output=False))
+
+
+def test_decode_bytes_check_rejects_the_library_and_grades_a_blank(monkeypatch):
+    from collab_lib.hardware.llm import decode_bytes_per_token
+    with pytest.raises(AssertionError, match="calls the library's"):
+        checks.check_decode_bytes(lambda m, f, c: decode_bytes_per_token(m, f) + m.kv_cache_bytes(c))
+    with pytest.raises(AssertionError, match="calls the library's"):
+        checks.check_decode_bytes(lambda m, f, c: m.linear_params * f.linear_bytes_per_param
+                                  + m.embedding_params * f.output_bits / 8 + m.kv_cache_bytes(c))
+    monkeypatch.setenv("COLLAB_GRADING", "1")
+    with pytest.raises(AssertionError, match="scores 0"):
+        checks.check_decode_bytes(lambda *a: None, hidden=True)
+
+
+def test_decode_bound_check():
+    assert checks.check_decode_bound(plain_bound).startswith("correct")
+    assert checks.check_decode_bound(plain_bound, hidden=True).startswith("correct")
+    assert checks.check_decode_bound(lambda *a: None).startswith("not attempted yet")
+
+
+def test_decode_bound_check_rejects_seconds_and_the_memory_roof_alone():
     with pytest.raises(AssertionError, match="seconds per token"):
-        checks.check_bound(lambda nbytes, bw: nbytes / bw)
-    with pytest.raises(AssertionError, match="factor of 8"):
-        checks.check_bound(lambda nbytes, bw: bw / (8 * nbytes))
+        checks.check_decode_bound(lambda *a: 1 / plain_bound(*a))
+    with pytest.raises(AssertionError, match="memory roof only"):
+        checks.check_decode_bound(lambda *a: plain_bound(*a, memory_only=True))
 
 
-# --- check_adam -------------------------------------------------------------------------------------------
+def test_decode_bound_check_rejects_the_library(monkeypatch):
+    from collab_lib.hardware.llm import predict_decode
+    with pytest.raises(AssertionError, match="calls the library's"):
+        checks.check_decode_bound(predict_decode)
+    with pytest.raises(AssertionError, match="calls the library's"):
+        checks.check_decode_bound(lambda *a: float(predict_decode(*a)))
+    monkeypatch.setenv("COLLAB_GRADING", "1")
+    with pytest.raises(AssertionError, match="scores 0"):
+        checks.check_decode_bound(lambda *a: None)
 
-def test_adam_check():
-    assert checks.check_adam(lambda n: 2 * 4 * n).startswith("correct")
-    assert checks.check_adam(lambda n: np.int64(8) * n).startswith("correct")
-    assert checks.check_adam(lambda n: None).startswith("not attempted yet")
+
+# --- check_training_memory -------------------------------------------------------------------------------
+
+def plain_memory(model, x, optimizer, dedupe=True, skip_params=True, frozen_grads=False):
+    """By hand: parameter bytes, trainable bytes, states per optimizer, saved tensors' storages once each."""
+    states = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer]
+    params = list(model.parameters())
+    weights = sum(p.numel() * p.element_size() for p in params)
+    trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad or frozen_grads)
+    param_ptrs = {p.untyped_storage().data_ptr() for p in params}
+    saved, every = {}, []
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if not skip_params or storage.data_ptr() not in param_ptrs:
+            saved[storage.data_ptr()] = storage.nbytes()
+            every.append(storage.nbytes())
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return weights, trainable, states * trainable, sum(saved.values()) if dedupe else sum(every)
 
 
-def test_adam_check_rejects_one_moment_and_values_instead_of_bytes():
+def test_training_memory_check():
+    assert checks.check_training_memory(plain_memory).startswith("correct")
+    assert checks.check_training_memory(plain_memory, hidden=True).startswith("correct")
+    assert checks.check_training_memory(lambda *a: np.array(plain_memory(*a))).startswith("correct")
+    assert checks.check_training_memory(lambda *a: None).startswith("not attempted yet")
+
+
+def test_training_memory_check_rejects_common_mistakes():
+    with pytest.raises(AssertionError, match="storage once"):
+        checks.check_training_memory(lambda *a: plain_memory(*a, dedupe=False))
+    with pytest.raises(AssertionError, match="storage once"):
+        checks.check_training_memory(lambda *a: plain_memory(*a, skip_params=False))
+    with pytest.raises(AssertionError, match="frozen parameters"):
+        checks.check_training_memory(lambda *a: plain_memory(*a, frozen_grads=True))
     with pytest.raises(AssertionError, match="one moment"):
-        checks.check_adam(lambda n: 4 * n)
-    with pytest.raises(AssertionError, match="4 bytes"):
-        checks.check_adam(lambda n: 2 * n)
+        checks.check_training_memory(lambda m, x, o: plain_memory(m, x, "momentum" if o == "adam" else o))
+    with pytest.raises(AssertionError, match="got shape"):
+        checks.check_training_memory(lambda *a: sum(plain_memory(*a)))
 
 
-def test_adam_check_rejects_zero_total_and_the_gradient():
-    with pytest.raises(AssertionError, match="ZeRO"):
-        checks.check_adam(lambda n: 16 * n)
-    with pytest.raises(AssertionError, match="adds the gradient"):
-        checks.check_adam(lambda n: 3 * 4 * n)
+def test_training_memory_check_rejects_the_library_and_grades_a_blank(monkeypatch):
+    from collab_lib.hardware.memory import measure_training_memory, saved_activation_bytes
 
-
-def test_adam_check_rejects_an_answer_off_by_a_constant():
-    with pytest.raises(AssertionError, match=r"MLP of widths \[\d+, \d+\]"):
-        checks.check_adam(lambda n: 8 * (n + 1))
+    def wrapped(model, x, optimizer):
+        m = measure_training_memory(model, x, optimizer)
+        return m.weights_bytes, m.gradients_bytes, m.optimizer_bytes, m.activations_bytes
+    with pytest.raises(AssertionError, match="calls the library's"):
+        checks.check_training_memory(wrapped)
+    with pytest.raises(AssertionError, match="calls the library's"):
+        checks.check_training_memory(lambda m, x, o: plain_memory(m, x, o)[:3] + (saved_activation_bytes(m, x),))
+    monkeypatch.setenv("COLLAB_GRADING", "1")
+    with pytest.raises(AssertionError, match="scores 0"):
+        checks.check_training_memory(lambda *a: None, hidden=True)

@@ -27,10 +27,20 @@ from collab_lib.hardware.energy import (
     transfer_energy_j,
     transfer_energy_per_request_j,
 )
-from collab_lib.hardware.llm import FORMATS, MODELS, decode_bytes_per_token, predict_decode
-from collab_lib.hardware.memory import measure_training_memory
+from collab_lib.hardware.llm import (
+    FORMATS,
+    MODELS,
+    TransformerSpec,
+    WeightFormat,
+    decode_bytes_per_token,
+    generation_profile,
+    memory_required_bytes,
+    predict_decode,
+    weight_bytes,
+)
+from collab_lib.hardware.memory import measure_training_memory, saved_activation_bytes
 from collab_lib.hardware.profile import LayerProfile
-from collab_lib.hardware.roofline import layer_time_s, layers_time_s
+from collab_lib.hardware.roofline import decode_tokens_per_s, layer_time_s, layers_time_s
 from collab_lib.hardware.specs import DeviceSpec, LinkSpec, get_device, get_link
 
 _REL_TOL = 1e-9
@@ -424,95 +434,246 @@ def check_burst_energy(fn, hidden: bool = False) -> str:
             "inside and outside the tail")
 
 
-# --- roofline_llm: the memory-bound ceiling of decoding --------------------------------------------------
+# --- roofline_llm: bytes per decoded token (group-wise scales, KV cache) and the tokens/s bound ---------
 
-def _bound_cases() -> list[tuple[str, float, float, float]]:
-    """(name, bytes per token, bandwidth B/s, library tokens/s) for every catalog model and weight format
-    on three catalog devices, at a context of 0 (weights only).
+def _llm_cases(hidden: bool) -> list[tuple[str, TransformerSpec, WeightFormat, int]]:
+    """(name, model, weight format, context length): catalog models and formats, or made-up ones.
 
-    Batch-1 decoding does 1 to about 3 FLOP per byte, below the ridge point of each device and precision
-    used here (9 FLOP/B or more), so ``predict_decode`` gives the memory-bound ceiling.
+    The hidden cases use made-up shapes (more KV heads, an untied output layer, head_dim != d_model /
+    heads) and formats (3-bit weights in groups of 64 with 16-bit scales, 8-bit without groups)."""
+    if not hidden:
+        return [(f"{m.name}, {f_key}, context {c:,}", m, FORMATS[f_key], c)
+                for m, f_key, c in ((MODELS["llama-3.2-1b"], "bf16", 0),
+                                    (MODELS["llama-3.2-1b"], "spinquant-4bit", 64),
+                                    (MODELS["llama-3.2-3b"], "spinquant-4bit", 4096),
+                                    (MODELS["llama-3.1-8b"], "bf16", 1000),
+                                    (MODELS["llama-3.1-8b"], "spinquant-4bit", 32_768))]
+    wide = TransformerSpec("made-up 2B (untied output)", num_layers=20, d_model=2560, num_heads=20,
+                           num_kv_heads=10, head_dim=96, d_ff=6912, vocab_size=50_000, tied_embeddings=False)
+    small = TransformerSpec("made-up 300M", num_layers=12, d_model=1024, num_heads=16, num_kv_heads=16,
+                            head_dim=64, d_ff=2816, vocab_size=32_000, tied_embeddings=True)
+    q3 = WeightFormat("3-bit, groups of 64, fp16 scales", linear_bits=3, output_bits=6, embedding_bits=8,
+                      group_size=64, scale_bits=16, separate_output=True)
+    q8 = WeightFormat("int8 per-tensor", linear_bits=8, output_bits=8, embedding_bits=8)
+    return [(f"hidden: {m.name}, {f.name}, context {c:,}", m, f, c)
+            for m, f, c in ((wide, q3, 0), (wide, q8, 2048), (small, q3, 100_000), (small, FORMATS["bf16"], 7))]
+
+
+def _decode_bytes_ref(model: TransformerSpec, fmt: WeightFormat, context_len: int) -> float:
+    return decode_bytes_per_token(model, fmt) + model.kv_cache_bytes(context_len)
+
+
+_DECODE_REFS = (decode_bytes_per_token, TransformerSpec.kv_cache_bytes, WeightFormat.linear_bytes_per_param.fget,
+                TransformerSpec.linear_params.fget, TransformerSpec.linear_params_per_layer.fget, predict_decode,
+                generation_profile, memory_required_bytes, weight_bytes)
+
+
+def _decode_hint(got: float, model: TransformerSpec, fmt: WeightFormat, context_len: int) -> str:
+    kv = model.kv_cache_bytes(context_len)
+    linear, output = model.linear_params, model.embedding_params
+    weights = decode_bytes_per_token(model, fmt)
+    no_scales = linear * fmt.linear_bits / 8 + output * fmt.output_bits / 8
+    mha = 2 * model.num_layers * context_len * model.num_heads * model.head_dim * 2
+    near = {
+        "the KV cache is missing: each token reads the keys and values of the whole context": weights,
+        "the group-wise scales are missing: each group of group_size weights stores one scale of scale_bits":
+            no_scales + kv,
+        "the output layer is missing: every token multiplies the vocab x d_model output matrix": weights
+            - output * fmt.output_bits / 8 + kv,
+        "the keys and values have num_kv_heads heads (grouped-query attention), not num_heads": weights + mha,
+        "the KV cache holds keys and values: 2 x layers x context x kv_heads x head_dim x 2 bytes": weights
+            + kv / 2,
+        "bits, not bytes: divide the bits by 8": 8 * weights + kv,
+        "that counts the embedding table as well: it is only looked up, one row per token":
+            weights + output * fmt.embedding_bits / 8 + kv,
+    }
+    for hint, value in near.items():
+        if _close(got, value) and not _close(value, weights + kv):
+            return f"; {hint}"
+    return ""
+
+
+def check_decode_bytes(fn, hidden: bool = False) -> str:
+    """Check ``fn(model, fmt, context_len)``, the bytes read to decode one token, against
+    :func:`~collab_lib.hardware.llm.decode_bytes_per_token` plus
+    :meth:`~collab_lib.hardware.llm.TransformerSpec.kv_cache_bytes`.
+
+    ``fn`` receives a :class:`~collab_lib.hardware.llm.TransformerSpec`, a
+    :class:`~collab_lib.hardware.llm.WeightFormat` and the number of tokens already in the (bf16) KV cache,
+    and returns one number: the bytes of every block matrix at ``linear_bits`` plus one ``scale_bits``
+    scale per ``group_size`` weights, of the output layer at ``output_bits``, and of the keys and values of
+    the context. The library's counts of these are forbidden; ``model.embedding_params`` may be used.
+    ``hidden=True`` runs made-up shapes and formats.
     """
-    cases = []
-    for device_key in ("snapdragon-8-gen-3", "jetson-orin-nano", "a100-sxm"):
-        device = get_device(device_key)
-        for fmt_key, fmt in FORMATS.items():
-            precision = "bf16" if fmt_key == "bf16" else "int8"  # 4-bit weights run int8 kernels
-            if precision not in device.peak_flops_per_s:
-                continue
-            for model in MODELS.values():
-                cases.append((f"{model.name}, {fmt_key}, on {device.name}", decode_bytes_per_token(model, fmt),
-                              device.mem_bw_bytes_per_s, predict_decode(model, fmt, device, precision)))
-    return cases
+    cases = _llm_cases(hidden)
 
+    def call(model, fmt, context_len):
+        return learner_call(fn, model, fmt, context_len, forbidden=_DECODE_REFS, name="decode_bytes")
 
-def check_bound(fn) -> str:
-    """Check ``fn(bytes_per_token, bandwidth_bytes_per_s)`` against
-    :func:`~collab_lib.hardware.llm.predict_decode` at context 0.
-
-    ``fn`` receives the weight bytes read per generated token and the memory bandwidth in bytes/s (both
-    floats) and returns one number: the tokens per second of decoding if reading those bytes were all
-    that took time.
-    """
-    cases = _bound_cases()
-    name, nbytes, bw, want = cases[0]
-    if fn(nbytes, bw) is None:
-        return "not attempted yet: fill in bound_tokens_per_s above"
-    for name, nbytes, bw, want in cases:
-        got = as_number(fn(nbytes, bw), "bound_tokens_per_s", name)
+    if call(*cases[0][1:]) is None:
+        return not_attempted("fill in decode_bytes above")
+    for name, model, fmt, context_len in cases:
+        got = as_number(call(model, fmt, context_len), "decode_bytes", name)
+        want = _decode_bytes_ref(model, fmt, context_len)
         if not _close(got, want):
+            raise AssertionError(f"{name}: you count {got / 1e9:.6g} GB per token, the library "
+                                 f"{want / 1e9:.6g} GB{_decode_hint(got, model, fmt, context_len)}")
+    if hidden:
+        return "correct: your count also matches on made-up shapes and formats (3-bit in groups of 64, int8)"
+    return ("correct: your bytes per token match the library for Llama 3.2 1B and 3B and Llama 3.1 8B, bf16 and "
+            "4-bit group-wise, with contexts from 0 to 32k tokens")
+
+
+def _bound_cases(hidden: bool) -> list[tuple[str, TransformerSpec, WeightFormat, DeviceSpec, str, int]]:
+    """(name, model, format, device, precision, context): catalog devices at their format's arithmetic; the
+    hidden ones include a device slow enough at arithmetic that decoding becomes compute-bound."""
+    out = []
+    devices = ("snapdragon-8-gen-3", "raspberry-pi-5", "a100-sxm") if not hidden else ("jetson-orin-nano", "h100-sxm")
+    for i, (name, model, fmt, context_len) in enumerate(_llm_cases(hidden)):
+        device = get_device(devices[i % len(devices)])
+        precision = ("int8" if fmt.linear_bits < 16 else "bf16")
+        if precision not in device.peak_flops_per_s:
+            precision = max(device.peak_flops_per_s, key=device.peak)
+        out.append((f"{name}, on {device.name} ({precision})", model, fmt, device, precision, context_len))
+    # a device slow enough at arithmetic that decoding becomes compute-bound
+    peak, tag = (1e9, "hidden: ") if hidden else (2e10, "")
+    slow = DeviceSpec(f"made-up device, {peak:.0e} FLOP/s and 1 TB/s", peak_flops_per_s={"int8": peak},
+                      mem_bw_bytes_per_s=1e12, mem_bytes=None, power_w=None)
+    _, model, fmt, context_len = _llm_cases(hidden)[1 if not hidden else 0]
+    out.append((f"{tag}{model.name} on a made-up device with a slow ALU (compute-bound)", model, fmt, slow, "int8",
+                context_len))
+    return out
+
+
+def check_decode_bound(fn, hidden: bool = False) -> str:
+    """Check ``fn(model, fmt, device, precision, context_len)``, the roofline tokens/s of batch-1 decoding,
+    against :func:`~collab_lib.hardware.llm.predict_decode`.
+
+    One token multiplies every block matrix and the output layer once (2 FLOP per weight) and attends to
+    the context (``4 * layers * heads * head_dim * context`` FLOP), and reads the bytes of
+    :func:`check_decode_bytes`; its time is the longer of FLOPs / peak(precision) and bytes / bandwidth.
+    ``fn`` returns tokens per second. ``hidden=True`` runs other models and devices and one on which the
+    arithmetic, not the memory, bounds decoding.
+    """
+    cases = _bound_cases(hidden)
+    forbidden = _DECODE_REFS + (decode_tokens_per_s, layer_time_s, TransformerSpec.attention_flops)
+
+    def call(model, fmt, device, precision, context_len):
+        return learner_call(fn, model, fmt, device, precision, context_len, forbidden=forbidden,
+                            name="decode_bound")
+
+    if call(*cases[0][1:]) is None:
+        return not_attempted("fill in decode_bound above")
+    for name, model, fmt, device, precision, context_len in cases:
+        got = as_number(call(model, fmt, device, precision, context_len), "decode_bound", name)
+        want = predict_decode(model, fmt, device, precision, context_len)
+        if not _close(got, want):
+            nbytes = _decode_bytes_ref(model, fmt, context_len)
+            flops = 2 * (model.linear_params + model.embedding_params) + model.attention_flops(context_len)
             hint = ""
             if got != 0 and _close(1 / got, want):
                 hint = "; that is seconds per token: invert it"
-            elif _close(8 * got, want) or _close(got, 8 * want):
-                hint = "; off by a factor of 8: both figures are already in bytes"
-            raise AssertionError(f"{name}: {nbytes:.4g} bytes per token at {bw:.4g} B/s; yours {got:.6g} "
-                                 f"tokens/s, predict_decode {want:.6g}{hint}")
-    return (f"correct: decoding is memory-bound, and your ceiling matches the roofline in all {len(cases)} "
-            "cases: every catalog model and weight format on a phone, a Jetson (4-bit only) and an A100")
+            elif _close(got, device.mem_bw_bytes_per_s / nbytes):
+                hint = "; that is the memory roof only: here the arithmetic takes longer (take the max of the two times)"
+            elif _close(got, device.peak(precision) / flops):
+                hint = "; that is the compute roof only: a token also waits for its bytes"
+            elif _close(got, 1 / (flops / device.peak(precision) + nbytes / device.mem_bw_bytes_per_s)):
+                hint = "; that adds the two times: the token takes the longer of them"
+            raise AssertionError(f"{name}: yours {got:.6g} tokens/s, predict_decode {want:.6g}{hint}")
+    if hidden:
+        return "correct: your bound also matches on the hidden devices, one of them compute-bound"
+    return ("correct: your decode bound matches predict_decode for three models on a phone, a Raspberry Pi 5, "
+            "an A100 and a made-up device slow enough to be compute-bound, contexts from 0 to 32k tokens")
 
 
-# --- training_memory: Adam's optimizer state -------------------------------------------------------------
+# --- training_memory: the four parts of training memory of a torch model ---------------------------------
 
-def _adam_cases() -> list[tuple[str, nn.Module, torch.Tensor]]:
-    """(name, fp32 MLP, example batch) for MLPs of seeded widths and depths."""
-    rng = np.random.default_rng(3)
+def _memory_cases(hidden: bool) -> list[tuple[str, nn.Module, torch.Tensor, str]]:
+    """(name, fp32 model, example batch, optimizer): seeded MLPs and small CNNs, some with frozen layers.
+
+    Built in float32 whatever torch's default dtype, as a deployment's model is; the hidden cases add other
+    seeds, a CNN whose max-pooling saves int64 indices, a model whose first layer is frozen, and plain SGD.
+    """
+    gen = torch.Generator().manual_seed(13 if hidden else 3)
+    rng = np.random.default_rng(13 if hidden else 3)
     cases = []
-    for depth in (1, 2, 3):
+    plans = ((1, "adam", False), (2, "momentum", True), (3, "sgd", False)) if hidden else \
+        ((1, "adam", False), (2, "adam", False), (3, "momentum", True))
+    for depth, optimizer, freeze_first in plans:
         widths = [int(w) for w in rng.integers(2, 129, size=depth + 1)]
         layers: list[nn.Module] = []
         for w_in, w_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(w_in, w_out), nn.ReLU()]
-        cases.append((f"MLP of widths {widths}", nn.Sequential(*layers[:-1]), torch.zeros(4, widths[0])))
+            layers += [nn.Linear(w_in, w_out, dtype=torch.float32), nn.ReLU()]
+        model = nn.Sequential(*layers[:-1])
+        if freeze_first:
+            model[0].requires_grad_(False)
+        batch = int(rng.integers(2, 17))
+        frozen = ", first layer frozen" if freeze_first else ""
+        tag = "hidden: " if hidden else ""
+        cases.append((f"{tag}MLP of widths {widths}{frozen}, batch {batch}, {optimizer}", model,
+                      torch.randn(batch, widths[0], generator=gen, dtype=torch.float32), optimizer))
+    c = 8 if hidden else 4
+    cnn = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, dtype=torch.float32), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(c, 2 * c, 3, padding=1, dtype=torch.float32), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(2 * c * 64, 10, dtype=torch.float32))
+    if hidden:
+        cnn[0].requires_grad_(False)
+    name = f"{'hidden: ' if hidden else ''}CNN of {c} and {2 * c} channels on 16 x 16 images, batch 3, adam"
+    cases.append((name + (", first convolution frozen" if hidden else ""), cnn,
+                  torch.randn(3, 3, 16, 16, generator=gen, dtype=torch.float32), "adam"))
     return cases
 
 
-def check_adam(fn) -> str:
-    """Check ``fn(num_params)`` against the ``optimizer_bytes`` of
-    :func:`~collab_lib.hardware.memory.measure_training_memory` with Adam.
+def _memory_hint(got, model: nn.Module, x: torch.Tensor, optimizer: str) -> str:
+    want = measure_training_memory(model, x, optimizer=optimizer)
+    w = np.array([want.weights_bytes, want.gradients_bytes, want.optimizer_bytes, want.activations_bytes])
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    if got[1] == params and w[1] != params:
+        return "; the gradients count frozen parameters too: only those with requires_grad get one"
+    if got[2] != w[2]:
+        if w[1] and got[2] == w[2] / 4:
+            return "; that counts values: each fp32 state value takes 4 bytes"
+        if w[1] and optimizer == "adam" and got[2] == w[1]:
+            return "; that is one moment: Adam keeps two (m and v) per trainable parameter"
+        return "; optimizer state: sgd keeps no buffer, momentum one, adam two, per trainable parameter"
+    if got[3] != w[3]:
+        if got[3] > w[3]:
+            return ("; too many activation bytes: count each saved storage once (several tensors share one) "
+                    "and skip the parameters' storages")
+        return ("; too few activation bytes: count every tensor autograd saves for backward (a "
+                "saved_tensors_hooks pack hook sees them), by the bytes of its storage")
+    return ""
 
-    ``fn`` receives the number of trainable fp32 parameters (an int) and returns the bytes of Adam's state,
-    its two fp32 moment buffers.
+
+def check_training_memory(fn, hidden: bool = False) -> str:
+    """Check ``fn(model, example_input, optimizer)``, a torch model's training memory, against
+    :func:`~collab_lib.hardware.memory.measure_training_memory`.
+
+    ``fn`` receives an ``nn.Module`` (some parameters may have ``requires_grad=False``), an example batch
+    and ``"sgd"``, ``"momentum"`` or ``"adam"``, and returns four numbers: the bytes of the weights (all
+    parameters), of the gradients (trainable ones), of the optimizer's state (0, 1 or 2 buffers per
+    trainable parameter) and of the activations saved for backward in one forward pass (each storage once,
+    the parameters' storages excluded). ``hidden=True`` runs other models, a frozen layer and plain SGD.
     """
-    cases = _adam_cases()
-    n_first = sum(p.numel() for p in cases[0][1].parameters())
-    if fn(n_first) is None:
-        return "not attempted yet: fill in adam_state_bytes above"
-    for name, mlp, x in cases:
-        n = sum(p.numel() for p in mlp.parameters())
-        case = f"{name}, {n:,} parameters"
-        got = as_number(fn(n), "adam_state_bytes", case)
-        want = measure_training_memory(mlp, x, optimizer="adam").optimizer_bytes
-        if got != want:
-            hint = ""
-            if _close(4 * got, want):
-                hint = "; that counts values: each fp32 value takes 4 bytes"
-            elif _close(2 * got, want):
-                hint = "; that is one moment: Adam keeps two (m and v) per parameter"
-            elif _close(2 * got, 3 * want):
-                hint = "; that adds the gradient: the optimizer's state is the two moments only"
-            elif _close(got, 2 * want):
-                hint = ("; that is 16 bytes per parameter, ZeRO's total with weights and gradients: "
-                        "only the two moments are the optimizer's state")
-            raise AssertionError(f"{case}: yours {got:,.6g} bytes, the library {want:,} bytes{hint}")
-    return "correct: your count matches the library's Adam state (two fp32 moments) on three MLPs"
+    cases = _memory_cases(hidden)
+    forbidden = (measure_training_memory, saved_activation_bytes)
+
+    def call(model, x, optimizer):
+        return learner_call(fn, model, x, optimizer, forbidden=forbidden, name="training_memory")
+
+    if call(*cases[0][1:]) is None:
+        return not_attempted("fill in training_memory above")
+    for name, model, x, optimizer in cases:
+        got = as_shaped(call(model, x, optimizer), "training_memory", name, (4,),
+                        " (return four numbers: weights, gradients, optimizer, activations)")
+        want = measure_training_memory(model, x, optimizer=optimizer)
+        w = [want.weights_bytes, want.gradients_bytes, want.optimizer_bytes, want.activations_bytes]
+        if not np.array_equal(got, np.array(w, dtype=np.float64)):
+            raise AssertionError(
+                f"{name}: you count weights {got[0]:,.0f}, gradients {got[1]:,.0f}, optimizer {got[2]:,.0f}, "
+                f"activations {got[3]:,.0f} bytes; the library {w[0]:,}, {w[1]:,}, {w[2]:,}, {w[3]:,}"
+                f"{_memory_hint(got, model, x, optimizer)}")
+    if hidden:
+        return "correct: your breakdown also matches on the hidden models (frozen layers, plain SGD, a wider CNN)"
+    return ("correct: your breakdown matches the library's on three MLPs (one with a frozen layer) and a small "
+            "CNN, with Adam and momentum")
