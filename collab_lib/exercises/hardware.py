@@ -1,10 +1,14 @@
 """Check functions of the chapter 2 labs: each tests a learner's function against the library's.
 
-A check returns a "not attempted yet" message when the learner's function returns ``None``, raises
+A check returns a "not attempted yet" message when the learner's function returns ``None`` (an
+``AssertionError`` when grading, :func:`~collab_lib.exercises.grading.not_attempted`), raises
 ``AssertionError`` with a message naming the case that fails (what was returned, what was expected and,
-for a common mistake, a hint), and returns a "correct" message otherwise. The cases are built inside the
-check, from seeded random layer profiles or from the library's catalogs, so a check is deterministic and
-needs none of the lab's variables.
+for a common mistake, a hint), and returns a "correct" message otherwise. The learner's function is called
+through :func:`~collab_lib.exercises.grading.learner_call` with the library function it re-implements
+forbidden, so handing that back fails. The cases are built inside the check, from seeded random layer
+profiles, synthetic kernels, made-up devices and models or the library's catalogs, so a check is
+deterministic and needs none of the lab's variables; ``hidden=True`` runs other cases than the visible
+ones, as an instructor's hidden test does.
 """
 
 from __future__ import annotations
