@@ -171,3 +171,26 @@ def test_benchmarks_run_in_float32_whatever_the_default_dtype(monkeypatch):
     copied, product = results
     assert copied.dtype == torch.float32 and copied.untyped_storage().nbytes() == 4096
     assert product.dtype == torch.float32
+
+
+def test_fit_roofline_recovers_a_noise_free_roofline_and_fits_relative_errors():
+    import numpy as np
+    # kernels on a roofline of 8 GFLOP/s and 2 GB/s (ridge 4 FLOP/B): a copy, two memory-bound, two compute-bound
+    flops = np.array([0.0, 1e6, 2e6, 8e8, 4e9])
+    nbytes = np.array([4e6, 2e6, 1e6, 1e6, 1e7])
+    times = np.maximum(flops / 8e9, nbytes / 2e9)
+    assert cal.fit_roofline(flops, nbytes, times) == pytest.approx((8e9, 2e9), rel=1e-12)
+    # scatter two compute-bound times by hand: P = sum u^2 / sum u with u = F / t
+    times2 = times.copy()
+    times2[3:] *= (1.25, 0.8)
+    u = flops[3:] / times2[3:]
+    assert cal.fit_roofline(flops, nbytes, times2)[0] == pytest.approx((u ** 2).sum() / u.sum(), rel=1e-12)
+
+
+def test_fit_roofline_rejects_bad_input():
+    with pytest.raises(ValueError, match="same non-zero length"):
+        cal.fit_roofline([1.0], [1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="at least one kernel"):
+        cal.fit_roofline([0.0], [1.0], [1.0])
+    with pytest.raises(ValueError, match="> 0"):
+        cal.fit_roofline([1.0], [1.0], [0.0])

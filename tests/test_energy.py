@@ -4,6 +4,7 @@ import dataclasses
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from collab_lib.hardware import get_device, get_link
@@ -246,3 +247,34 @@ def test_the_lab_cites_only_existing_keys():
     lab = ROOT / "labs" / "02_hardware" / "offload_energy.ipynb"
     cited = {k.strip() for group in re.findall(r"\{cite:[pt]\}`([^`]+)`", lab.read_text()) for k in group.split(",")}
     assert cited and cited <= BIB_KEYS, f"not in references.bib: {sorted(cited - BIB_KEYS)}"
+
+
+def test_burst_transfer_energy_shares_tails_and_matches_the_periodic_steady_state():
+    from collab_lib.hardware.energy import burst_transfer_energy_j
+    link, radio = get_link("lte"), get_radio("lte")
+    isolated = transfer_energy_j(1e5, 100, link, radio)
+    marginal = transfer_energy_j(1e5, 100, link, radio, include_tail=False)
+    active_s = 8 * 1e5 / link.uplink_bits_per_s + 8 * 100 / link.downlink_bits_per_s
+    # one request: an isolated one
+    assert burst_transfer_energy_j([3.0], [1e5], [100], link, radio) == pytest.approx(isolated)
+    # three requests 2 s apart (inside the tail): one promotion, the two gaps at tail power, one tail
+    gap = 2.0 - active_s
+    want = radio.promotion_j + 3 * marginal + 2 * gap * radio.tail_w + radio.tail_j
+    assert burst_transfer_energy_j([0, 2, 4], [1e5] * 3, [100] * 3, link, radio) == pytest.approx(want)
+    # requests further apart than the tail: each an isolated request
+    far = [0, 60, 120]
+    assert burst_transfer_energy_j(far, [1e5] * 3, [100] * 3, link, radio) == pytest.approx(3 * isolated)
+    # n periodic requests: n times the steady state, but for the first promotion and the last tail
+    n, every = 50, 5.0
+    burst = burst_transfer_energy_j(np.arange(n) * every, [1e5] * n, [100] * n, link, radio)
+    steady = periodic_transfer_energy_j(1e5, 100, link, radio, every)
+    assert burst == pytest.approx((n - 1) * steady + marginal + radio.promotion_j + radio.tail_j)
+
+
+def test_burst_transfer_energy_rejects_overlaps_and_ragged_input():
+    from collab_lib.hardware.energy import burst_transfer_energy_j
+    link, radio = get_link("3g"), get_radio("3g")
+    with pytest.raises(ValueError, match="before request 0 ends"):
+        burst_transfer_energy_j([0.0, 0.1], [1e6, 1e6], [0, 0], link, radio)
+    with pytest.raises(ValueError, match="same non-zero length"):
+        burst_transfer_energy_j([0.0, 1.0], [1e3], [0, 0], link, radio)

@@ -77,3 +77,42 @@ def test_crossover_check_rejects_a_rate_dependent_answer_and_a_non_number():
         checks.check_crossover(assumes_one_mbps)
     with pytest.raises(AssertionError, match="expected a single number"):
         checks.check_crossover(lambda cuts: [plain_crossover(cuts), 1.0])
+
+
+# --- graded runs: hidden cases and blanks ------------------------------------------------------------------
+
+
+def test_crossover_check_hidden_cases_accept_an_independent_answer():
+    assert checks.check_crossover(plain_crossover, hidden=True).startswith("correct")
+    assert checks.check_crossover(lab_solution_crossover, hidden=True).startswith("correct")
+
+
+def test_crossover_check_hidden_cases_reject_wrong_answers():
+    with pytest.raises(AssertionError, match="hidden: .*round trip is missing"):
+        checks.check_crossover(lambda cuts: plain_crossover(cuts, rtt=False), hidden=True)
+    with pytest.raises(AssertionError, match="hidden: .*float\\('inf'\\)"):
+        checks.check_crossover(lambda cuts: 1e9 if plain_crossover(cuts) == math.inf else plain_crossover(cuts),
+                               hidden=True)
+
+
+def test_crossover_check_hidden_cases_reject_the_visible_answers_typed_in():
+    visible = {}  # cloud-only latency (rounded) -> crossover, for the visible cases only
+
+    def record(cuts):
+        visible[round(cuts[0].total_s / cuts[0].uplink_s, 6)] = plain_crossover(cuts)
+        return plain_crossover(cuts)
+    assert checks.check_crossover(record).startswith("correct")
+
+    def typed(cuts):
+        return visible.get(round(cuts[0].total_s / cuts[0].uplink_s, 6), 100.0)
+    assert checks.check_crossover(typed).startswith("correct")
+    with pytest.raises(AssertionError, match="hidden: "):
+        checks.check_crossover(typed, hidden=True)
+
+
+def test_crossover_check_blank_scores_zero_when_grading(monkeypatch):
+    assert checks.check_crossover(lambda cuts: None, hidden=True).startswith("not attempted yet")
+    monkeypatch.setenv("COLLAB_GRADING", "1")
+    for hidden in (False, True):
+        with pytest.raises(AssertionError, match="not attempted yet.*scores 0"):
+            checks.check_crossover(lambda cuts: None, hidden=hidden)

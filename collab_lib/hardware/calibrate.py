@@ -17,6 +17,10 @@ least disturbed one: what the hardware can do), and :func:`measure_latency_s` th
 (the typical run, unmoved by the occasional slow one). Untimed warm-up runs come first:
 they fault in memory, fill caches and let the kernel library pick its algorithms.
 Everything here times the CPU, where a torch call returns when its work is done.
+
+:func:`fit_roofline` goes the other way: from the times of several kernels of known FLOPs and bytes (a
+few matmuls and copies, or a model's layers) it fits both figures at once by least squares, each kernel
+charged to the roof that bounds it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 
 from collab_lib._validate import non_negative_int, positive_int
@@ -222,3 +227,49 @@ def measure_latency_s(
     with torch.no_grad():
         times = _run_times_s(lambda: model(example_input), repeats, warmup)
     return statistics.median(times)
+
+
+def fit_roofline(flops, bytes_moved, times_s, max_iter: int = 100) -> tuple[float, float]:
+    """Peak FLOP/s and bandwidth (bytes/s) of the roofline that best fits timed kernels.
+
+    The model is ``t_i = max(F_i / P, B_i / W)``: each kernel is bound by one roof. Starting from the
+    fastest rates observed (``P = max F_i / t_i``, ``W = max B_i / t_i``), it alternates two steps until
+    no kernel changes roof: charge each kernel to the roof that predicts it the longer time (compute on a
+    tie), then fit each roof by least squares on the relative error of its kernels' times. For the compute
+    roof, with ``u_i = F_i / t_i`` the rate kernel i attained, minimising ``sum (u_i / P - 1)^2`` over
+    ``1 / P`` gives ``P = sum u_i^2 / sum u_i``; the memory roof likewise with ``v_i = B_i / t_i``. A roof
+    that no kernel is charged to keeps its value. Kernels that no noise disturbs are fitted exactly.
+
+    Parameters
+    ----------
+    flops, bytes_moved, times_s:
+        One entry per kernel: its FLOPs (0 for a copy), its bytes moved (> 0) and its time in seconds (> 0).
+    max_iter:
+        Upper bound on the alternations (the charge to a roof settles in a few on any sensible data).
+
+    Returns
+    -------
+    ``(peak_flops_per_s, mem_bw_bytes_per_s)``.
+    """
+    f, b, t = (np.asarray(a, dtype=float).ravel() for a in (flops, bytes_moved, times_s))
+    if not f.shape == b.shape == t.shape or f.size == 0:
+        raise ValueError(f"flops, bytes_moved and times_s need the same non-zero length, got "
+                         f"{f.size}, {b.size}, {t.size}")
+    if (f < 0).any() or not (b > 0).all() or not (t > 0).all():
+        raise ValueError("flops must be >= 0, bytes_moved and times_s > 0")
+    if not (f > 0).any():
+        raise ValueError("at least one kernel must do FLOPs, or there is no compute roof to fit")
+    positive_int("max_iter", max_iter)
+    u, v = f / t, b / t                       # FLOP/s and bytes/s each kernel attained
+    peak, bw = u.max(), v.max()
+    compute = None
+    for _ in range(max_iter):
+        now = f / peak >= b / bw              # charged to the compute roof
+        if compute is not None and (now == compute).all():
+            break
+        compute = now
+        if compute.any():
+            peak = (u[compute] ** 2).sum() / u[compute].sum()
+        if (~compute).any():
+            bw = (v[~compute] ** 2).sum() / v[~compute].sum()
+    return float(peak), float(bw)

@@ -385,6 +385,43 @@ def periodic_transfer_energy_j(
     return parts.total_j + gap_s * radio.tail_w
 
 
+def burst_transfer_energy_j(
+    start_times_s,
+    bytes_up,
+    bytes_down,
+    link: LinkSpec,
+    radio: RadioPowerModel,
+) -> float:
+    """Joules of a sequence of requests that share the radio's promotions and tails.
+
+    Request ``k`` starts at ``start_times_s[k]`` (increasing) and moves ``bytes_up[k]`` up then
+    ``bytes_down[k]`` down at the link's rates, ending ``8 * (bytes_up[k] / uplink + bytes_down[k] /
+    downlink)`` seconds later. The radio starts idle: the first request pays a promotion. After each
+    request the radio is in its tail; if the next one starts before ``tail_s`` has passed, the radio never
+    demotes and the gap costs ``gap * tail_w``, else it pays a full tail, goes idle, and the next request
+    pays a promotion again. The last request is followed by a full tail. As in
+    :func:`periodic_transfer_energy_j` (whose steady state this reproduces), the promotion's own duration is
+    not on the timeline, and a gap of exactly ``tail_s`` demotes.
+    """
+    t = np.asarray(start_times_s, dtype=float).ravel()
+    up, down = (np.asarray(a, dtype=float).ravel() for a in (bytes_up, bytes_down))
+    if not t.size == up.size == down.size or t.size == 0:
+        raise ValueError(f"start_times_s, bytes_up and bytes_down need the same non-zero length, got "
+                         f"{t.size}, {up.size}, {down.size}")
+    if (up < 0).any() or (down < 0).any():
+        raise ValueError("bytes_up and bytes_down must be >= 0")
+    transfer_j = _radio_parts(up, down, link.uplink_bits_per_s, link.downlink_bits_per_s, radio,
+                              include_tail=False, wait_s=0.0).transfer_j  # per request, (n,)
+    end = t + 8 * up / link.uplink_bits_per_s + 8 * down / link.downlink_bits_per_s
+    gap_s = t[1:] - end[:-1]
+    if (gap_s < 0).any():
+        k = int(np.argmax(gap_s < 0))
+        raise ValueError(f"request {k + 1} starts at {t[k + 1]:.6g} s, before request {k} ends at {end[k]:.6g} s")
+    demotes = gap_s >= radio.tail_s
+    between_j = np.where(demotes, radio.tail_j + radio.promotion_j, gap_s * radio.tail_w)
+    return float(radio.promotion_j + np.sum(transfer_j) + np.sum(between_j) + radio.tail_j)
+
+
 @dataclass(frozen=True)
 class OffloadEnergy:
     """The device's joules for one inference run locally vs sent to the cloud (the cloud's own energy is
