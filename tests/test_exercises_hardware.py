@@ -381,3 +381,34 @@ def test_training_memory_check_rejects_the_library_and_grades_a_blank(monkeypatc
     monkeypatch.setenv("COLLAB_GRADING", "1")
     with pytest.raises(AssertionError, match="scores 0"):
         checks.check_training_memory(lambda *a: None, hidden=True)
+
+
+# --- the week-0 warm-up: the roofline of layers run one after another --------------------------------------
+
+
+def plain_roofline_s(layers, peak, bw):
+    total = 0.0
+    for p in layers:
+        total += max(p.flops / peak, p.bytes_moved / bw)
+    return total
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_roofline_check_scores_a_plain_answer_and_not_the_mistakes(hidden, monkeypatch):
+    assert checks.check_roofline(plain_roofline_s, hidden=hidden).startswith("correct")
+    assert checks.check_roofline(lambda *a: None, hidden=hidden).startswith("not attempted yet")
+    with pytest.raises(AssertionError, match="adds the two times"):
+        checks.check_roofline(lambda L, p, b: sum(x.flops / p + x.bytes_moved / b for x in L), hidden=hidden)
+    with pytest.raises(AssertionError, match="one roof for every layer"):
+        checks.check_roofline(lambda L, p, b: sum(x.bytes_moved / b for x in L), hidden=hidden)
+    from collab_lib.hardware.roofline import layers_time_s
+    from collab_lib.hardware.specs import DeviceSpec
+
+    def cheat(layers, peak, bw):
+        return layers_time_s(layers, DeviceSpec("d", peak_flops_per_s={"fp32": peak}, mem_bw_bytes_per_s=bw,
+                                                mem_bytes=None, power_w=None))
+    with pytest.raises(AssertionError, match="calls the library's"):
+        checks.check_roofline(cheat, hidden=hidden)
+    monkeypatch.setenv("COLLAB_GRADING", "1")
+    with pytest.raises(AssertionError, match="not attempted"):
+        checks.check_roofline(lambda *a: None, hidden=hidden)

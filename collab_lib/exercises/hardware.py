@@ -174,6 +174,41 @@ def check_roofline_split(fn, hidden: bool = False) -> str:
             "256) on made-up devices with ridge points from 0.25 to 10 FLOP/B, at efficiencies 0.3 to 1")
 
 
+def check_roofline(fn, hidden: bool = False) -> str:
+    """Check ``fn(layers, peak_flops_per_s, mem_bw_bytes_per_s)``, the week-0 warm-up, against the library's
+    :func:`~collab_lib.hardware.roofline.layers_time_s`.
+
+    ``fn`` returns one number: the roofline latency in seconds of the layers run one after another at
+    efficiency 1, the sum over layers of ``max(flops / peak, bytes_moved / bandwidth)``. The cases are those
+    of :func:`check_roofline_split` at efficiency 1 (``hidden=True``: its hidden ones).
+    """
+    cases = [(name, layers, peak, bw) for name, layers, peak, bw, _ in _split_cases(hidden)]
+
+    def call(layers, peak, bw):
+        return learner_call(fn, list(layers), peak, bw, forbidden=(layer_time_s, layers_time_s),
+                            name="my_roofline_s")
+
+    if call(*cases[0][1:]) is None:
+        return not_attempted("fill in my_roofline_s above")
+    for name, layers, peak, bw in cases:
+        name = name.rsplit(", efficiency", 1)[0]
+        got = as_number(call(layers, peak, bw), "my_roofline_s", name)
+        want = sum(_split_reference(layers, peak, bw, 1.0))
+        if not _close(got, want):
+            compute, memory = _split_reference(layers, peak, bw, 1.0)
+            hint = ""
+            if _close(got, sum(p.flops / peak + p.bytes_moved / bw for p in layers)):
+                hint = "; that adds the two times of each layer: a layer takes the longer of the two"
+            elif _close(got, sum(p.flops / peak for p in layers)) or _close(got, sum(p.bytes_moved / bw
+                                                                                    for p in layers)):
+                hint = "; that is one roof for every layer: each layer takes max(flops / peak, bytes / bandwidth)"
+            raise AssertionError(f"{name}: you predict {got * 1e3:.6g} ms, the roofline {want * 1e3:.6g} ms "
+                                 f"(compute-bound layers {compute * 1e3:.6g} ms, memory-bound {memory * 1e3:.6g} "
+                                 f"ms){hint}")
+    return ("correct: your roofline matches the library's on seeded MLPs (Linear and ReLU layers) on made-up "
+            "devices with ridge points from 0.25 to 10 FLOP/B" + (", hidden cases included" if hidden else ""))
+
+
 def _kernels(rng, n: int, peak: float, bw: float, sigma: float, copies: int = 2):
     """``n`` synthetic kernels timed on the roofline (peak, bw), times scattered by lognormal noise.
 
