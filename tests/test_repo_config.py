@@ -204,7 +204,9 @@ def test_only_known_tags_mark_a_labs_cells(lab):
     from tests.nbval_compare import TAG
 
     nb = json.loads(lab.read_text())
-    known = set(metadata_tags) | {TAG}
+    # fill-in, check, solution: the exercise cells the student edition and the autograder are built from;
+    # hide-cell: Jupyter Book folds the cell
+    known = set(metadata_tags) | {TAG, "fill-in", "check", "solution", "hide-cell"}
     for cell in nb["cells"]:
         unknown = set(cell.get("metadata", {}).get("tags", [])) - known
         assert not unknown, f"unknown cell tags {sorted(unknown)}; known: {sorted(known)}"
