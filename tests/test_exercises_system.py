@@ -366,36 +366,66 @@ def test_expected_flops_check_rejects_the_library_and_a_blank_when_grading(monke
         checks.check_expected_flops(lambda *a: None)
 
 
-# --- hourly utilisation (chapter 3, fleet) --------------------------------------------------------------
+# --- a first-come-first-served queue with several servers (chapter 3, fleet) ---------------------------
 
 
-def plain_utilisation(result, service_s, slots, all_requests=False, per_slot=True):
-    hours = [0.0] * 24
-    for t, cloud in zip(result.arrival_s.tolist(), result.to_cloud.tolist()):
-        if cloud or all_requests:
-            hours[int(t // 3600)] += service_s
-    return [w / ((slots if per_slot else 1) * 3600) for w in hours]
+def plain_fifo_queue(arrival_s, service_s, servers, mistake=None):
+    """Each request takes the server that frees first (a sorted list of free times), in arrival order."""
+    free = [0.0] * (1 if mistake == "one_server" else servers)
+    wait = []
+    for t, s in zip(arrival_s.tolist(), service_s.tolist()):
+        free.sort()
+        start = max(t, free.pop(0))
+        wait.append(start - t + (s if mistake == "wait_includes_service" else 0.0))
+        free.append(start + s)
+    in_system = [w if mistake == "percentiles_of_wait" else w + s for w, s in zip(wait, service_s.tolist())]
+    p50, p99 = np.percentile(in_system, [50, 99])
+    return wait, p50, p99
 
 
-def test_utilisation_check():
-    assert checks.check_utilisation(plain_utilisation).startswith("correct")
-    assert checks.check_utilisation(lambda r, s, n: None).startswith("not attempted yet")
+@pytest.mark.parametrize("hidden", [False, True])
+def test_fifo_queue_check(hidden):
+    assert checks.check_fifo_queue(plain_fifo_queue, hidden=hidden).startswith("correct")
+    as_arrays = checks.check_fifo_queue(lambda *a: tuple(np.asarray(v) for v in plain_fifo_queue(*a)),
+                                        hidden=hidden)
+    assert as_arrays.startswith("correct")
+    assert checks.check_fifo_queue(lambda *a: None, hidden=hidden).startswith("not attempted yet")
 
 
-def test_utilisation_check_rejects_forgotten_slots_and_local_requests():
-    with pytest.raises(AssertionError, match="cloud policy, 2 slots.*divide by the 2 slots"):
-        checks.check_utilisation(lambda r, s, n: plain_utilisation(r, s, n, per_slot=False))
-    with pytest.raises(AssertionError, match="cascade.*to_cloud"):
-        checks.check_utilisation(lambda r, s, n: plain_utilisation(r, s, n, all_requests=True))
+def test_fifo_queue_check_rejects_wrong_queues():
+    with pytest.raises(AssertionError, match="2 servers: a request takes the first one that is free"):
+        checks.check_fifo_queue(lambda *a: plain_fifo_queue(*a, mistake="one_server"))
+    with pytest.raises(AssertionError, match="leave the service time out"):
+        checks.check_fifo_queue(lambda *a: plain_fifo_queue(*a, mistake="wait_includes_service"), hidden=True)
+    with pytest.raises(AssertionError, match="p50_s.*time in the system"):
+        checks.check_fifo_queue(lambda *a: plain_fifo_queue(*a, mistake="percentiles_of_wait"))
+
+    def last_in_first_out(arrival_s, service_s, servers):  # serves the queue in the wrong order
+        order = np.argsort(-arrival_s, kind="stable")
+        wait, _, _ = plain_fifo_queue(arrival_s[order], service_s[order], servers)
+        out = np.empty(len(order))
+        out[order] = wait
+        return out, 0.0, 0.0
+    with pytest.raises(AssertionError, match="waits differ"):
+        checks.check_fifo_queue(last_in_first_out)
+    with pytest.raises(AssertionError, match="expected a triple"):
+        checks.check_fifo_queue(lambda *a: plain_fifo_queue(*a)[0])
+    with pytest.raises(AssertionError, match="expected \\(400,\\)"):
+        checks.check_fifo_queue(lambda *a: (plain_fifo_queue(*a)[0][:-1], 0.0, 0.0))
 
 
-def test_utilisation_check_rejects_a_short_or_unnormalised_answer():
-    def no_minlength(result, service_s, slots):  # bincount without minlength stops at the last busy hour
-        return np.bincount((result.arrival_s[result.to_cloud] // 3600).astype(int))[:23] * service_s / (slots * 3600)
-    with pytest.raises(AssertionError, match="shape \\(23,\\), expected \\(24,\\)"):
-        checks.check_utilisation(no_minlength)
-    with pytest.raises(AssertionError, match="hour"):
-        checks.check_utilisation(lambda r, s, n: np.array(plain_utilisation(r, s, n)) * 3600 / 60)
+def test_fifo_queue_check_rejects_the_library_and_a_blank_when_grading(monkeypatch):
+    from collab_lib.system.fleet import fifo_queue
+
+    def via_library(arrival_s, service_s, servers):
+        wait = fifo_queue(arrival_s, service_s, servers)
+        return wait, *np.percentile(wait + service_s, [50, 99])
+    for cheat in (via_library, lambda *a: via_library(*a)):
+        with pytest.raises(AssertionError, match="calls the library's.*fifo_queue"):
+            checks.check_fifo_queue(cheat, hidden=True)
+    monkeypatch.setenv("COLLAB_GRADING", "1")
+    with pytest.raises(AssertionError, match="not attempted yet.*scores 0"):
+        checks.check_fifo_queue(lambda *a: None)
 
 
 # --- the accept/reject step of speculative sampling (chapter 3) -----------------------------------------

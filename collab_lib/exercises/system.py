@@ -18,13 +18,12 @@ from collab_lib.exercises.answers import as_array, as_number, as_shaped
 from collab_lib.exercises.grading import learner_call, not_attempted
 from collab_lib.exercises.introduction import _EFFICIENCY, _FRAME_BYTES, _profile
 from collab_lib.hardware import LinkSpec, get_device, get_link
-from collab_lib.hardware.llm import generation_profile, get_format, get_model
-from collab_lib.hardware.roofline import layer_time_s, layers_time_s
+from collab_lib.hardware.roofline import layer_time_s
 from collab_lib.models import residual_cnn, vision_cnn
 from collab_lib.seed import generator
 from collab_lib.system.cascade import calibrate_threshold, cascade_outcome, confidence_scores, frontier, route
 from collab_lib.system.early_exit import confidences, exit_decisions
-from collab_lib.system.fleet import FleetConfig, simulate_day
+from collab_lib.system.fleet import fifo_queue
 from collab_lib.system.partition import best_split, split_latencies
 from collab_lib.system.speculative import residual_distribution, speculative_sampling
 
@@ -513,63 +512,89 @@ def check_expected_flops(fn, hidden: bool = False) -> str:
 # --- Chapter 3: a fleet of devices ----------------------------------------------------------------------
 
 
-def _fleet_runs():
-    """(name, FleetResult, cloud seconds per answer, slots) for three small fleets of the fleet lab's kind."""
-    large = [generation_profile(get_model("llama-3.1-8b"), get_format("bf16"), 64, 256)]
-    small = [generation_profile(get_model("llama-3.2-1b"), get_format("spinquant-4bit"), 64, 256)]
-    service_s = layers_time_s(large, get_device("a100-sxm"), "bf16", 0.5)
+def _queue_cases(hidden: bool) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
+    """(name, sorted arrival_s, service_s, servers) of seeded queues, light to overloaded."""
+    rng = np.random.default_rng(61 if hidden else 51)
 
-    def config(servers):
-        return FleetConfig(num_devices=400, requests_per_device_per_day=60,
-                           device_mix={"snapdragon-8-gen-3": 0.6, "apple-a17-pro": 0.4},
-                           link_mix={"wifi": 0.5, "lte": 0.4, "3g": 0.1}, cloud="a100-sxm",
-                           cloud_servers=servers, device_precision="int8", cloud_precision="bf16",
-                           device_efficiency=0.5, cloud_efficiency=0.5)
+    def poisson(rate_per_s, n):
+        return np.cumsum(rng.exponential(1 / rate_per_s, size=n))
 
+    if not hidden:
+        return [
+            ("400 requests at 1.5 per second, 0.94 s each, 2 servers", poisson(1.5, 400), np.full(400, 0.94), 2),
+            ("300 requests at 0.9 per second, 0.94 s each, 1 server (a queue that grows)", poisson(0.9, 300)
+             * 0.9, np.full(300, 0.94), 1),
+            ("500 requests at 4 per second, lognormal service (mean about 1 s), 6 servers", poisson(4.0, 500),
+             rng.lognormal(-0.1, 0.5, size=500), 6),
+        ]
+    bursts = np.sort(np.repeat(rng.uniform(0, 60, size=40), 5))    # 5 requests at once, 40 times
     return [
-        ("cloud policy, 2 slots", simulate_day(config(2), large, "cloud", seed=0, input_bytes=2048), service_s, 2),
-        ("cascade escalating 30%, 3 slots", simulate_day(config(3), large, "cascade", seed=1, small_layers=small,
-                                                         threshold=0.7, input_bytes=2048), service_s, 3),
-        ("cloud policy, 1 slot", simulate_day(config(1), large, "cloud", seed=2, input_bytes=2048), service_s, 1),
+        ("200 requests in bursts of 5 at the same instant, 3 servers", bursts, rng.uniform(0.5, 2.0, 200), 3),
+        ("3 requests, 8 servers (never a wait)", poisson(0.5, 3), np.full(3, 10.0), 8),
+        ("1 request, 1 server", np.array([5.0]), np.array([0.3]), 1),
+        ("600 requests at 2.2 per second, exponential service of 1 s, 2 servers (overloaded)",
+         poisson(2.2, 600), rng.exponential(1.0, size=600), 2),
+        ("50 requests, some with no service time, 1 server", poisson(1.0, 50),
+         np.where(rng.uniform(size=50) < 0.3, 0.0, rng.exponential(0.8, size=50)), 1),
     ]
 
 
-def check_utilisation(fn) -> str:
-    """Check ``fn(result, service_s, slots)`` against the fleet's ``cloud_utilisation_per_hour``.
+def check_fifo_queue(fn, hidden: bool = False) -> str:
+    """Check ``fn(arrival_s, service_s, servers)``, a first-come-first-served queue with several servers,
+    against :func:`~collab_lib.system.fleet.fifo_queue`.
 
-    ``fn`` receives a :class:`~collab_lib.system.fleet.FleetResult`, the cloud's seconds per answer and
-    the number of slots, and returns the (24,) share of the cloud's capacity used in each hour: the cloud
-    requests of the hour times ``service_s``, over ``slots`` x 3600 s. The library counts a request in the
-    hour it reaches the cloud, at most its latency after it arrives; in each hour the check allows the
-    difference that the requests which may cross into the next hour can make. The cases are three small
-    seeded fleets: the cloud policy with one and two slots, and a cascade with three.
+    ``fn`` receives the (N,) sorted arrival times and the (N,) service times in seconds and the number of
+    identical servers, and returns ``(wait_s, p50_s, p99_s)``: the (N,) time each request waits before a
+    server takes it (a request starts at the later of its arrival and the moment the first server becomes
+    free, in arrival order), and the median and 99th percentile of the time each spends in the system
+    (wait + service; ``np.percentile``'s default, as :func:`~collab_lib.metrics.fleet_summary`). The
+    cases are seeded Poisson arrivals with one to six servers, light to overloaded; ``hidden=True`` adds
+    bursts of simultaneous arrivals, more servers than requests, a single request and zero service times.
     """
-    runs = _fleet_runs()
-    name, r, service_s, slots = runs[0]
-    if fn(r, service_s, slots) is None:
-        return "not attempted yet: fill in my_utilisation above"
-    for name, r, service_s, slots in runs:
-        mine = as_shaped(fn(r, service_s, slots), "my_utilisation", name, (24,))
-        ref = r.cloud_utilisation_per_hour
-        t = r.arrival_s[r.to_cloud]
-        arrive_h = (t // 3600).astype(int)
-        latest_h = np.minimum((t + r.latency_s[r.to_cloud]) // 3600, 23).astype(int)
-        hours = np.arange(24)[:, None]                                             # (24, 1)
-        may_enter = ((arrive_h < hours) & (hours <= latest_h)).sum(axis=1)         # (24,)
-        may_leave = ((arrive_h == hours) & (latest_h > hours)).sum(axis=1)
-        allowed = np.maximum(may_enter, may_leave) * service_s / (slots * 3600) + 1e-9
-        bad = np.flatnonzero(np.abs(mine - ref) > allowed)
-        if len(bad) == 0:
-            continue
-        h = int(bad[np.argmax(ref[bad])])
-        hint = (f"divide by the {slots} slots" if slots > 1 and abs(mine[h] - slots * ref[h]) <= allowed[h] * slots
-                else "only the requests with result.to_cloud reach the cloud" if not r.to_cloud.all()
-                and abs(mine[h] - ref[h] / r.to_cloud.mean()) < 0.2 * ref[h] / r.to_cloud.mean()
-                else "utilisation = cloud requests of the hour x service_s / (slots x 3600 s)")
-        raise AssertionError(f"{name}, hour {h}: you get {mine[h]:.1%}, the library {ref[h]:.1%} (up to "
-                             f"{allowed[h]:.2%} apart is allowed for requests near the hour's end); {hint}")
-    return ("correct: your hourly utilisation matches the library's on three seeded fleets (cloud policy with "
-            "one and two slots, a cascade with three)")
+    cases = _queue_cases(hidden)
+    forbidden = (fifo_queue,)
+
+    def call(arrival, service, servers):
+        return learner_call(fn, arrival.copy(), service.copy(), servers, forbidden=forbidden, name="my_fifo_queue")
+
+    if call(*cases[0][1:]) is None:
+        return not_attempted("fill in my_fifo_queue above")
+    for name, arrival, service, servers in cases:
+        got = call(arrival, service, servers)
+        if not isinstance(got, (tuple, list)) or len(got) != 3:
+            raise AssertionError(f"{name}: my_fifo_queue returned {type(got).__name__}, expected a triple "
+                                 "(wait_s, p50_s, p99_s)")
+        wait = as_shaped(got[0], "wait_s", name, (len(arrival),), " (one wait per request)")
+        ref = fifo_queue(arrival, service, servers)
+        bad = np.flatnonzero(np.abs(wait - ref) > 1e-9 * (1 + np.abs(ref)))
+        if len(bad):
+            i = int(bad[0])
+            one = fifo_queue(arrival, service, 1)
+            if np.allclose(wait, ref + service, atol=1e-9):
+                hint = "the wait is the time before service starts: leave the service time out"
+            elif servers > 1 and np.allclose(wait, one, atol=1e-9):
+                hint = f"there are {servers} servers: a request takes the first one that is free"
+            elif np.any(wait < -1e-12):
+                hint = "a wait is never negative: a request starts at max(arrival, the first free server)"
+            else:
+                hint = ("keep the time each server becomes free (a heap, or a sorted list); a request starts "
+                        "at max(its arrival, the earliest of them), and that server is then busy until start + "
+                        "service")
+            raise AssertionError(f"{name}: {len(bad)} of {len(ref)} waits differ; request {i} (arriving at "
+                                 f"{arrival[i]:.3f} s) waits {wait[i]:.4f} s, the library {ref[i]:.4f} s; {hint}")
+        p50, p99 = np.percentile(ref + service, [50, 99])
+        for what, m, r, other in (("p50_s", got[1], p50, np.percentile(ref, 50)),
+                                  ("p99_s", got[2], p99, np.percentile(ref, 99))):
+            v = as_number(m, what, name, "seconds")
+            if abs(v - r) <= 1e-9 * (1 + abs(r)):
+                continue
+            hint = ("the percentiles are of the time in the system, wait + service, not of the wait"
+                    if abs(v - other) <= 1e-9 * (1 + abs(other))
+                    else "np.percentile(wait_s + service_s, 50) and 99")
+            raise AssertionError(f"{name}: your {what} is {v:.4f} s, expected {r:.4f} s; {hint}")
+    which = ("bursts of simultaneous requests, more servers than requests, one request, an overloaded queue "
+             "and zero service times" if hidden else "seeded queues with one to six servers, light to overloaded")
+    return f"correct: your waits and p50/p99 match the library's fifo_queue on {which}"
 
 
 # --- Chapter 3: speculative decoding --------------------------------------------------------------------
