@@ -95,21 +95,25 @@ def test_each_fill_in_scores_its_solution_and_nothing_else(path, monkeypatch):
     pairs = course.exercises(nb)
     assert pairs, f"{path.stem} has no fill-in (a cell tagged fill-in, then one tagged check)"
     cases = _cases(path.stem)
+    solved = ""  # a later fill-in may call an earlier one, as in the notebook: those are the worked solutions
     for j, i in pairs:
         stub = "".join(nb["cells"][j]["source"])
         check = "".join(nb["cells"][i]["source"])
         assert isinstance(nb["cells"][i]["metadata"].get("points"), int), f"check cell {i} has no points"
-        for name in course.fill_in_names(stub):
-            _grade(nb, _solution_code(nb, name), check)  # the worked solution scores
-            with pytest.raises(AssertionError, match="not attempted"):
-                _grade(nb, stub, check)
+        names = course.fill_in_names(stub)
+        solution = "\n\n".join(_solution_code(nb, name) for name in names)
+        _grade(nb, solved + solution, check)  # the worked solution scores
+        with pytest.raises(AssertionError, match="not attempted"):
+            _grade(nb, solved + stub, check)
+        for name in names:
             assert name in cases.WRONG and name in cases.CHEAT, f"{path.stem}: no wrong or cheating {name}"
             with pytest.raises(AssertionError):
-                _grade(nb, cases.WRONG[name], check)
+                _grade(nb, solved + cases.WRONG[name], check)
             # a cheat hands back the library's function, or (where no library function computes the answer)
             # types in the visible cases' answers, which the hidden cases catch
             with pytest.raises(AssertionError, match="calls the library's|^hidden"):
-                _grade(nb, cases.CHEAT[name], check)
+                _grade(nb, solved + cases.CHEAT[name], check)
+        solved += solution + "\n\n"
 
 
 @pytest.mark.parametrize("path", LABS, ids=[p.stem for p in LABS])
