@@ -11,7 +11,7 @@ with ``hidden=True``, on other seeds and inputs than the visible one. Two rules 
 - :func:`learner_call`: the learner's function is called through it, and a call, direct or indirect, to the
   library function the exercise asks the learner to write (the check's reference) is an
   ``AssertionError``, in a learner's run too: handing back ``residual_distribution`` itself, or a lambda
-  around it, is not an answer. The calls are seen with :func:`sys.setprofile`, which reports every Python
+  around it, is not an answer. The calls are seen with ``sys.setprofile``, which reports every Python
   function that starts, so the reference is caught however it was imported or wrapped.
 """
 
@@ -74,7 +74,7 @@ def learner_call(fn: Callable, *args, forbidden: tuple = (), name: str = "your f
     """``fn(*args, **kwargs)``, raising ``AssertionError`` if it ran any of the ``forbidden`` functions.
 
     ``forbidden`` holds the library functions the exercise asks the learner to write; each check passes its
-    reference here. Other library functions stay free to use. The watch is :func:`sys.setprofile`, set for
+    reference here. Other library functions stay free to use. The watch is ``sys.setprofile``, set for
     this call only (the previous profiler, if any, is put back), so it adds the cost of a Python call to each
     call the learner's function makes and nothing after it returns.
     """

@@ -145,11 +145,11 @@ def check_topk_with_feedback(fn, hidden: bool = False) -> str:
             f"rounds of {len(cases)} seeded clients")
 
 
-Round = tuple[np.ndarray, Params]
+_Round = tuple[np.ndarray, Params]
 """One round of the uplink: the ids of the clients that answered, (a,), and their updates, name -> (a, *shape)."""
 
 
-def _uplink_cases(hidden: bool) -> list[tuple[str, list[Round], float]]:
+def _uplink_cases(hidden: bool) -> list[tuple[str, list[_Round], float]]:
     """(name, rounds, top fraction): clients that skip rounds, so a residual waits; several tensors."""
     g = generator(31 if hidden else 13)
     rng = np.random.default_rng(31 if hidden else 13)
@@ -171,7 +171,7 @@ def _uplink_cases(hidden: bool) -> list[tuple[str, list[Round], float]]:
     return cases
 
 
-def _uplink_variant(rounds: list[Round], fraction: float, persist: bool = True, shared: bool = False,
+def _uplink_variant(rounds: list[_Round], fraction: float, persist: bool = True, shared: bool = False,
                     per_tensor: bool = False, floor_k: bool = False) -> list[tuple[Params, int]]:
     """Top-k with error feedback over rounds; the flags give common mistakes (the defaults are right)."""
     residuals: dict[int, torch.Tensor] = {}
