@@ -172,11 +172,13 @@ def _course(root: Path, labs: list[Path]) -> None:
         _nbgrader(root, "generate_assignment", lab, "--force")
 
 
-def _nbgrader(root: Path, *args: str) -> None:
+def _nbgrader(root: Path, *args: str, grading: bool = False) -> None:
     cmd = [sys.executable, "-m", "nbgrader", *args]
     # nbgrader runs `alembic` (its database's migrations) from PATH: the one installed beside this Python.
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    if grading:  # the kernels nbgrader starts inherit it; this process's own environment stays as it was
+        env["COLLAB_GRADING"] = "1"
     run = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
     if run.returncode:
         raise SystemExit(f"{' '.join(cmd[2:])} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
@@ -224,7 +226,6 @@ def grade(submissions: Path, labs: list[Path] | None = None) -> Path:
             found.setdefault(nb.name, []).append((student_dir.name, nb))
     if not found:
         raise SystemExit(f"no submissions in {submissions}: expected {submissions}/<student id>/<lab>.ipynb")
-    os.environ["COLLAB_GRADING"] = "1"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         _course(root, [by_name[name] for name in sorted(found)])
@@ -234,7 +235,7 @@ def grade(submissions: Path, labs: list[Path] | None = None) -> Path:
                 dest = root / "submitted" / sid / lab / name
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(nb, dest)
-            _nbgrader(root, "autograde", lab, "--create", "--force")
+            _nbgrader(root, "autograde", lab, "--create", "--force", grading=True)
         _nbgrader(root, "export", "--to", str(root / "grades.csv"))
         shutil.copy2(root / "grades.csv", submissions / "grades.csv")
         _by_check(root, sorted(found), submissions / "grades_by_check.csv")

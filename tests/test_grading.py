@@ -13,6 +13,7 @@ import csv
 import functools
 import importlib
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -244,7 +245,9 @@ def test_make_grade_scores_a_correct_a_blank_a_wrong_and_a_cheating_submission(s
     submit("blank", None)
     submit("wrong", lambda name: cases.WRONG[name])
     submit("cheat", lambda name: cases.CHEAT[name])
+    before = os.environ.get(grading.GRADING_ENV)
     course.grade(tmp_path, [E2E_LAB])
+    assert os.environ.get(grading.GRADING_ENV) == before  # later kernels (nbval's) must not grade
     with (tmp_path / "grades.csv").open() as f:
         scores = {row["student_id"]: (float(row["score"]), float(row["max_score"])) for row in csv.DictReader(f)}
     assert scores == {"correct": (total, total), "blank": (0, total), "wrong": (0, total), "cheat": (0, total)}
