@@ -292,3 +292,14 @@ def test_a_lab_asks_for_a_prediction_before_it_reveals(lab):
     for form in forms:
         shown, hidden = form.split("<details", 1)
         assert "This run measured" in hidden and "This run measured" not in shown
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_hidden_outputs_are_stored_as_jupyterlab_writes_them(lab):
+    """JupyterLab mirrors ``jupyter.outputs_hidden`` into the legacy ``collapsed`` field when it shows a cell;
+    a lab stored without it shows as modified as soon as its solution cells are drawn."""
+    nb = json.loads(lab.read_text())
+    for i, cell in enumerate(nb["cells"]):
+        hidden = cell["metadata"].get("jupyter", {}).get("outputs_hidden", False)
+        if cell["cell_type"] == "code" and hidden:
+            assert cell["metadata"].get("collapsed") is True, f"cell {i}: outputs_hidden without collapsed: true"
