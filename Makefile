@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install browser book book-stored test lab execute bench slides student grade clean
+.PHONY: help install browser book book-stored test lab execute bench slides student notebooks grade clean
 
 help:
 	@echo "make book     install, execute every lab and build the HTML book into _build/html"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench    run the benchmarks"
 	@echo "make slides   build one slide deck per course week into _build/slides (offline HTML)"
 	@echo "make student  write the student edition (solutions removed) into _build/student"
+	@echo "make notebooks  write the labs for plain notebook viewers (Colab, GitHub) into _build/notebooks"
 	@echo "make grade SUBMISSIONS=dir  grade dir/<student>/<lab>.ipynb with nbgrader into dir/grades.csv"
 
 install: $(STAMP)
@@ -66,6 +67,12 @@ execute: install
 # The student edition: every lab without its solutions, fill-in and check outputs cleared (scripts/course.py).
 student: install
 	$(PY) scripts/course.py student _build/student
+
+# The labs with their MyST resolved (citations, glued values, links, exercises, folded solutions) for viewers
+# that render plain Markdown only, as Colab does (scripts/notebook_edition.py).
+notebooks: install
+	rm -rf _build/notebooks
+	$(PY) scripts/notebook_edition.py _build/notebooks >/dev/null
 
 # Grade submitted labs, SUBMISSIONS/<student id>/<lab>.ipynb, with nbgrader and the checks' hidden cases.
 grade: install
